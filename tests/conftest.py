@@ -1,0 +1,34 @@
+"""Test setup: two logical CPU devices so 1-vs-2 replica tests can run.
+
+Logical devices must be configured before TensorFlow initialises its
+runtime, so this happens at import time of the conftest, before any test.
+"""
+import os
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+_cpus = tf.config.list_physical_devices('CPU')
+tf.config.set_logical_device_configuration(
+    _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+
+SHARED_DATA = os.path.normpath(os.path.join(
+    os.path.dirname(__file__), '..', '..', 'shared', 'data'))
+
+
+@pytest.fixture
+def shared_data_dir():
+  """Path of ../shared/data; skips when absent unless CI requires it."""
+  if os.path.isdir(SHARED_DATA):
+    return SHARED_DATA
+  if os.environ.get('SIMCLR_REQUIRE_SHARED_DATA') == '1':
+    pytest.fail(f'SIMCLR_REQUIRE_SHARED_DATA=1 but {SHARED_DATA} is missing')
+  pytest.skip(f'{SHARED_DATA} not present (shared CIFAR-10 copy)')
+
+
+@pytest.fixture
+def two_replicas():
+  """MirroredStrategy over the two logical CPU devices."""
+  return tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
