@@ -1,0 +1,7 @@
+"""Encoder (ResNet v1), heads and the SimCLR model."""
+from simclr_tf.models.heads import ProjectionHead, SupervisedHead
+from simclr_tf.models.resnet import OUTPUT_NAMES, ResNet
+from simclr_tf.models.simclr import SimCLRModel, build_model, count_params
+
+__all__ = ['OUTPUT_NAMES', 'ProjectionHead', 'ResNet', 'SimCLRModel',
+           'SupervisedHead', 'build_model', 'count_params']
