@@ -177,3 +177,95 @@ class AugmentConfig:
            'must be in (0, 1]')
     _check(0 < self.eval_crop_proportion <= 1, s, 'eval_crop_proportion',
            self.eval_crop_proportion, 'must be in (0, 1]')
+
+
+MODES = ('train', 'eval', 'train_then_eval', 'export')
+STRATEGIES = ('auto', 'default', 'one_device', 'mirrored', 'multi_worker',
+              'tpu')
+MIXED_PRECISION = ('none', 'bfloat16', 'float16')
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+  """The training loop: what to train, how long, checkpoints and summaries.
+
+  Lengths: ``train_steps`` > 0 wins over ``train_epochs``; checkpoints every
+  ``checkpoint_steps`` > 0, else every ``checkpoint_epochs``.
+  """
+  model_dir: str = ''
+  train_mode: str = 'pretrain'
+  lineareval_while_pretraining: bool = True
+  fine_tune_after_block: int = -1
+  freeze_encoder: bool = False
+  checkpoint: Optional[str] = None  # warm start (model only)
+  train_batch_size: int = 128
+  train_epochs: int = 100
+  train_steps: int = 0
+  eval_batch_size: int = 256
+  eval_steps: int = 0
+  checkpoint_epochs: int = 1
+  checkpoint_steps: int = 0
+  keep_checkpoint_max: int = 5
+  keep_hub_module_max: int = 1
+  export_every_checkpoint: bool = False
+  steps_per_loop: int = 1
+  train_summary_steps: int = 100
+  log_every_steps: int = 50
+  seed: Optional[int] = None
+
+  def __post_init__(self):
+    s = 'train'
+    _one_of(s, 'train_mode', self.train_mode, TRAIN_MODES)
+    _check(-1 <= self.fine_tune_after_block <= 4, s, 'fine_tune_after_block',
+           self.fine_tune_after_block, 'must be in [-1, 4]')
+    _check(self.train_mode == 'finetune' or self.fine_tune_after_block == -1,
+           s, 'fine_tune_after_block', self.fine_tune_after_block,
+           "only applies to train_mode='finetune'; use -1 when pretraining")
+    for name in ('train_batch_size', 'eval_batch_size', 'keep_checkpoint_max',
+                 'keep_hub_module_max', 'steps_per_loop',
+                 'train_summary_steps', 'log_every_steps'):
+      _positive(s, name, getattr(self, name))
+    for name in ('train_epochs', 'train_steps', 'eval_steps',
+                 'checkpoint_epochs', 'checkpoint_steps'):
+      _check(getattr(self, name) >= 0, s, name, getattr(self, name),
+             'must be >= 0')
+    _check(self.train_steps > 0 or self.train_epochs > 0, s, 'train_epochs',
+           self.train_epochs, 'must be > 0 when train_steps is 0')
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+  """Devices, distribution and speed switches."""
+  strategy: str = 'auto'
+  master: Optional[str] = None
+  tpu_name: Optional[str] = None
+  tpu_zone: Optional[str] = None
+  gcp_project: Optional[str] = None
+  jit: bool = False
+  mixed_precision: str = 'none'
+  deterministic: bool = False
+
+  def __post_init__(self):
+    _one_of('runtime', 'strategy', self.strategy, STRATEGIES)
+    _one_of('runtime', 'mixed_precision', self.mixed_precision,
+            MIXED_PRECISION)
+
+
+@dataclass(frozen=True)
+class Config:
+  """Everything one run needs; built by ``flags.config_from_flags``."""
+  mode: str = 'train_then_eval'
+  eval_name: Optional[str] = None
+  data: DataConfig = field(default_factory=DataConfig)
+  augment: AugmentConfig = field(default_factory=AugmentConfig)
+  model: ModelConfig = field(default_factory=ModelConfig)
+  loss: LossConfig = field(default_factory=LossConfig)
+  optim: OptimConfig = field(default_factory=OptimConfig)
+  train: TrainConfig = field(default_factory=TrainConfig)
+  runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+  def __post_init__(self):
+    _one_of('config', 'mode', self.mode, MODES)
+
+  def to_dict(self) -> dict:
+    return dataclasses.asdict(self)
