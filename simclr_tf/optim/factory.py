@@ -1,0 +1,91 @@
+"""Optimizer factory and the explicit L2 term of SimCLR (Appendix B.1).
+
+``build_optimizer`` maps ``OptimConfig.optimizer`` to an optimizer;
+``weight_decay_loss`` returns the L2 penalty the training loop adds to the
+loss, chosen so that each variable is decayed exactly once:
+
+- ``lars``: LARS decays everything except BN, biases and the supervised head
+  internally, so the loss only adds L2 for the supervised head's kernels.
+- ``adamw``: decoupled decay lives inside the optimizer -> 0.
+- others (``momentum``, ``adam``, ``lamb``): L2 on every variable except
+  batch-norm ones (biases included, as in the SimCLR release).
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import keras
+import tensorflow as tf
+
+from simclr_tf.config import OPTIMIZERS, OptimConfig
+from simclr_tf.optim.lars import DEFAULT_EXCLUDE, LARS, _variable_path
+
+
+def build_optimizer(cfg: OptimConfig, learning_rate):
+  """Optimizer for ``cfg.optimizer``.
+
+  Args:
+    cfg: ``OptimConfig``.
+    learning_rate: float or ``LearningRateSchedule`` (e.g. ``WarmupCosine``).
+
+  Returns:
+    ``LARS`` (coupled decay, exclusions ``DEFAULT_EXCLUDE``), ``SGD``
+    (momentum, Nesterov, as the release), ``Adam``, ``AdamW`` (decoupled
+    ``cfg.weight_decay``) or ``Lamb`` (Keras 3 built-in).
+  """
+  if isinstance(learning_rate, int) and not isinstance(learning_rate, bool):
+    learning_rate = float(learning_rate)
+  name = cfg.optimizer
+  if name == 'lars':
+    return LARS(learning_rate, momentum=cfg.momentum,
+                weight_decay=cfg.weight_decay, eeta=cfg.lars_eeta,
+                classic_momentum=cfg.classic_momentum,
+                use_nesterov=cfg.use_nesterov,
+                exclude_from_weight_decay=DEFAULT_EXCLUDE)
+  if name == 'momentum':
+    return keras.optimizers.SGD(learning_rate, momentum=cfg.momentum,
+                                nesterov=True)
+  if name == 'adam':
+    return keras.optimizers.Adam(learning_rate)
+  if name == 'adamw':
+    return keras.optimizers.AdamW(learning_rate, weight_decay=cfg.weight_decay)
+  if name == 'lamb':
+    return keras.optimizers.Lamb(learning_rate)
+  raise ValueError(f'optimizer={name!r} is invalid: must be one of '
+                   f'{list(OPTIMIZERS)}.')
+
+
+def _l2_loss(variable):
+  """sum(x^2) / 2 in float32 (``tf.nn.l2_loss``), any shape -> scalar."""
+  return tf.nn.l2_loss(tf.cast(tf.convert_to_tensor(variable), tf.float32))
+
+
+def _penalised(path: str, optimizer: str) -> bool:
+  if optimizer == 'lars':
+    return ('head_supervised' in path and 'bias' not in path
+            and 'batch_normalization' not in path)
+  return 'batch_normalization' not in path
+
+
+def weight_decay_loss(trainable_variables: Iterable, cfg: OptimConfig):
+  """Explicit L2 term to add to the loss for ``cfg.optimizer``.
+
+  Args:
+    trainable_variables: Keras variables (selected by ``variable.path``).
+    cfg: ``OptimConfig``.
+
+  Returns:
+    float32 scalar ``cfg.weight_decay * sum(l2_loss(v))`` over the selected
+    variables (see the module docstring); 0 for ``adamw``.
+  """
+  if cfg.optimizer not in OPTIMIZERS:
+    raise ValueError(f'optimizer={cfg.optimizer!r} is invalid: must be one of '
+                     f'{list(OPTIMIZERS)}.')
+  zero = tf.constant(0., tf.float32)
+  if cfg.optimizer == 'adamw' or cfg.weight_decay == 0:
+    return zero
+  losses = [_l2_loss(v) for v in trainable_variables
+            if _penalised(_variable_path(v), cfg.optimizer)]
+  if not losses:
+    return zero
+  return tf.cast(cfg.weight_decay, tf.float32) * tf.add_n(losses)
