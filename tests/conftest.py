@@ -28,7 +28,13 @@ def shared_data_dir():
   pytest.skip(f'{SHARED_DATA} not present (shared CIFAR-10 copy)')
 
 
-@pytest.fixture
+@pytest.fixture(scope='session')
 def two_replicas():
-  """MirroredStrategy over the two logical CPU devices."""
+  """MirroredStrategy over the two logical CPU devices.
+
+  One per process: TF numbers collective instances per strategy from the
+  same start, so a second MirroredStrategy's all-gather can collide with
+  the first's ("Collective instance 100 expected type ..."). Tests that
+  need their own strategy (e.g. the command line) run in a subprocess.
+  """
   return tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
