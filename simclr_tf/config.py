@@ -212,6 +212,9 @@ class TrainConfig:
   train_summary_steps: int = 100
   log_every_steps: int = 50
   seed: Optional[int] = None
+  eval_watch: bool = False
+  eval_timeout_secs: int = 0  # eval_watch: stop after this long without a
+                              # new checkpoint (0 = wait forever)
 
   def __post_init__(self):
     s = 'train'
@@ -222,11 +225,12 @@ class TrainConfig:
            s, 'fine_tune_after_block', self.fine_tune_after_block,
            "only applies to train_mode='finetune'; use -1 when pretraining")
     for name in ('train_batch_size', 'eval_batch_size', 'keep_checkpoint_max',
-                 'keep_hub_module_max', 'steps_per_loop',
-                 'train_summary_steps', 'log_every_steps'):
+                 'steps_per_loop', 'log_every_steps'):
       _positive(s, name, getattr(self, name))
-    for name in ('train_epochs', 'train_steps', 'eval_steps',
-                 'checkpoint_epochs', 'checkpoint_steps'):
+    # 0 = no train summaries / keep every export, as the original.
+    for name in ('train_summary_steps', 'keep_hub_module_max', 'train_epochs',
+                 'train_steps', 'eval_steps',
+                 'checkpoint_epochs', 'checkpoint_steps', 'eval_timeout_secs'):
       _check(getattr(self, name) >= 0, s, name, getattr(self, name),
              'must be >= 0')
     _check(self.train_steps > 0 or self.train_epochs > 0, s, 'train_epochs',

@@ -70,13 +70,15 @@ class BatchNormRelu(keras.layers.Layer):
 
   def __init__(self, relu: bool = True, init_zero: bool = False,
                momentum: float = 0.9, epsilon: float = 1e-5,
-               synchronized: bool = False, center: bool = True, **kwargs):
+               synchronized: bool = False, center: bool = True,
+               scale: bool = True, **kwargs):
     super().__init__(**kwargs)
     self.relu, self.init_zero, self.center = relu, init_zero, center
+    self.scale = scale
     self.momentum, self.epsilon, self.synchronized = (
         momentum, epsilon, synchronized)
     self.bn = keras.layers.BatchNormalization(
-        momentum=momentum, epsilon=epsilon, center=center, scale=True,
+        momentum=momentum, epsilon=epsilon, center=center, scale=scale,
         gamma_initializer='zeros' if init_zero else 'ones',
         synchronized=synchronized)
 
@@ -88,7 +90,7 @@ class BatchNormRelu(keras.layers.Layer):
     return {**super().get_config(), 'relu': self.relu,
             'init_zero': self.init_zero, 'momentum': self.momentum,
             'epsilon': self.epsilon, 'synchronized': self.synchronized,
-            'center': self.center}
+            'center': self.center, 'scale': self.scale}
 
 
 class SqueezeExcitation(keras.layers.Layer):

@@ -92,7 +92,9 @@ def build_model(cfg: ModelConfig, *, train_mode: str = 'pretrain',
   head = ProjectionHead(cfg.num_head_layers, cfg.proj_out_dim, bn_kwargs=bn,
                         name='projection_head')
   with_probe = train_mode == 'finetune' or lineareval_while_pretraining
-  supervised = (SupervisedHead(cfg.num_classes, cfg.zero_init_logits_layer)
+  supervised = (SupervisedHead(cfg.num_classes, cfg.zero_init_logits_layer,
+                               input_norm=train_mode == 'pretrain',
+                               bn_kwargs=bn)
                 if with_probe else None)
   model = SimCLRModel(encoder, head, supervised,
                       ft_proj_selector=cfg.ft_proj_selector,

@@ -1,0 +1,70 @@
+"""simclr_tf command line: pretrain, fine-tune, evaluate and export SimCLR.
+
+    python run.py                                  # quick offline job
+    python run.py --flagfile=flags/presets/cifar10_cpu.cfg --model_dir=DIR
+
+Flags -> validated Config -> strategy -> dispatch on --mode.
+"""
+import os
+import sys
+
+# oneDNN doubles TensorFlow's CPU matmul throughput on CPUs where TF leaves it
+# off (AVX2-only x86); it must be set before TensorFlow is imported. An
+# explicit TF_ENABLE_ONEDNN_OPTS in the environment wins.
+os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from absl import app  # noqa: E402
+from absl import flags as absl_flags  # noqa: E402
+from absl import logging  # noqa: E402
+
+import flags as simclr_flags  # noqa: E402
+from simclr_tf.config import ConfigError  # noqa: E402
+
+simclr_flags.define_flags()
+absl_flags.adopt_module_key_flags(simclr_flags.definitions)  # --help lists all
+FLAGS = simclr_flags.FLAGS
+
+
+def _setup_runtime(cfg):
+  import keras
+  import tensorflow as tf
+  if cfg.train.seed is not None:
+    keras.utils.set_random_seed(cfg.train.seed)
+  if cfg.runtime.deterministic:
+    tf.config.experimental.enable_op_determinism()
+  if cfg.runtime.mixed_precision != 'none':
+    keras.mixed_precision.set_global_policy(
+        f'mixed_{cfg.runtime.mixed_precision}')
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  try:
+    cfg = simclr_flags.config_from_flags(FLAGS)
+    simclr_flags.preflight(cfg)
+  except ConfigError as e:
+    logging.error('%s', e)
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  from simclr_tf import jobs  # heavy imports only after validation
+  _setup_runtime(cfg)
+  try:
+    return jobs.run(cfg, export_fn=_export_fn())
+  except jobs.USER_ERRORS as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 1
+
+
+def _export_fn():
+  """The exporter (export/ is outside the library; run.py joins them)."""
+  try:
+    from export import saved_model
+  except ImportError:
+    return None
+  return saved_model.export_model
+
+
+if __name__ == '__main__':
+  app.run(main)

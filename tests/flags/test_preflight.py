@@ -1,0 +1,188 @@
+"""preflight(config): cheap path checks that name the flag, create nothing."""
+import os
+import subprocess
+import sys
+
+import pytest
+from absl import flags as absl_flags
+
+import flags as simclr_flags
+from simclr_tf.config import ConfigError
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+
+
+def config(*args):
+  fv = simclr_flags.define_flags(absl_flags.FlagValues())
+  fv(['prog', *args])
+  return simclr_flags.config_from_flags(fv)
+
+
+def tree(root):
+  """Every path under ``root`` (to prove preflight creates nothing)."""
+  return sorted(os.path.join(d, n) for d, dirs, files in os.walk(root)
+                for n in dirs + files)
+
+
+def preflight_error(*args):
+  with pytest.raises(ConfigError) as info:
+    simclr_flags.preflight(config(*args))
+  return str(info.value)
+
+
+def touch(path):
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, 'w', encoding='utf-8') as f:
+    f.write('x')
+
+
+def make_checkpoint_dir(directory, prefix='ckpt-3'):
+  """What tf.train.CheckpointManager leaves: a state file and an .index."""
+  touch(os.path.join(directory, prefix + '.index'))
+  with open(os.path.join(directory, 'checkpoint'), 'w', encoding='utf-8') as f:
+    f.write(f'model_checkpoint_path: "{prefix}"\n'
+            f'all_model_checkpoint_paths: "{prefix}"\n')
+
+
+def test_quick_job_passes_and_creates_nothing(tmp_path):
+  model_dir = tmp_path / 'a' / 'b' / 'run'
+  simclr_flags.preflight(config(f'--model_dir={model_dir}',
+                                f'--data_dir={tmp_path / "cache"}'))
+  assert tree(tmp_path) == []
+
+
+def test_existing_model_dir_passes(tmp_path):
+  simclr_flags.preflight(config(f'--model_dir={tmp_path}'))
+
+
+def test_model_dir_under_a_regular_file(tmp_path):
+  touch(str(tmp_path / 'file'))
+  model_dir = tmp_path / 'file' / 'run'
+  before = tree(tmp_path)
+  msg = preflight_error(f'--model_dir={model_dir}')
+  assert msg.startswith(f'--model_dir={model_dir} cannot be created')
+  assert 'is a file' in msg
+  assert tree(tmp_path) == before
+
+
+def test_model_dir_is_a_regular_file(tmp_path):
+  touch(str(tmp_path / 'file'))
+  msg = preflight_error(f'--model_dir={tmp_path / "file"}')
+  assert msg == f'--model_dir={tmp_path / "file"} is a file, not a directory.'
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason='root ignores permissions')
+def test_model_dir_in_read_only_parent(tmp_path):
+  parent = tmp_path / 'ro'
+  parent.mkdir()
+  parent.chmod(0o500)
+  try:
+    msg = preflight_error(f'--model_dir={parent / "run"}')
+  finally:
+    parent.chmod(0o700)
+  assert 'no write permission' in msg and '--model_dir=' in msg
+
+
+def test_missing_checkpoint(tmp_path):
+  missing = tmp_path / 'nope'
+  msg = preflight_error(f'--model_dir={tmp_path / "run"}',
+                        f'--checkpoint={missing}')
+  assert msg.startswith(f'--checkpoint={missing} does not exist')
+  assert tree(tmp_path) == []
+
+
+def test_checkpoint_prefix_directory_and_saved_model_pass(tmp_path):
+  touch(str(tmp_path / 'prefix' / 'ckpt-1.index'))
+  make_checkpoint_dir(str(tmp_path / 'dir'))
+  touch(str(tmp_path / 'sm' / 'saved_model.pb'))
+  touch(str(tmp_path / 'sm' / 'variables' / 'variables.index'))
+  for path in ('prefix/ckpt-1', 'dir', 'sm'):
+    simclr_flags.preflight(config(f'--model_dir={tmp_path / "run"}',
+                                  f'--checkpoint={tmp_path / path}'))
+
+
+@pytest.mark.parametrize('setup,expected', [
+    (lambda d: os.makedirs(d), 'is a directory without a checkpoint'),
+    (lambda d: touch(os.path.join(d, 'saved_model.pb')),
+     'SavedModel without variables/variables.index'),
+    # A state file naming a deleted checkpoint (as latest_checkpoint sees it).
+    (lambda d: (make_checkpoint_dir(d), os.remove(
+        os.path.join(d, 'ckpt-3.index'))), 'without a checkpoint'),
+])
+def test_checkpoint_directory_without_a_checkpoint(tmp_path, setup,
+                                                   expected):
+  path = str(tmp_path / 'ckpt')
+  setup(path)
+  msg = preflight_error(f'--model_dir={tmp_path / "run"}',
+                        f'--checkpoint={path}')
+  assert msg.startswith(f'--checkpoint={path} ') and expected in msg
+
+
+def test_finetune_needs_a_checkpoint(tmp_path):
+  msg = preflight_error(f'--model_dir={tmp_path / "run"}',
+                        '--train_mode=finetune')
+  assert '--train_mode=finetune needs --checkpoint=PATH' in msg
+  assert f'--model_dir={tmp_path / "run"}' in msg
+
+
+def test_finetune_resumes_from_model_dir_without_checkpoint_flag(tmp_path):
+  make_checkpoint_dir(str(tmp_path / 'run'))
+  simclr_flags.preflight(config(f'--model_dir={tmp_path / "run"}',
+                                '--train_mode=finetune'))
+
+
+def test_finetune_preset_needs_a_checkpoint(tmp_path):
+  cfg_path = simclr_flags.preset_path('simclrv2_finetune_1pct')
+  msg = preflight_error(f'--flagfile={cfg_path}',
+                        f'--model_dir={tmp_path / "run"}')
+  assert '--checkpoint' in msg
+
+
+def test_eval_and_export_need_a_checkpoint(tmp_path):
+  run = f'--model_dir={tmp_path / "run"}'
+  assert preflight_error(run, '--mode=eval').startswith('--mode=eval:')
+  assert preflight_error(run, '--mode=export').startswith('--mode=export:')
+  simclr_flags.preflight(config(run, '--mode=eval', '--eval_watch'))
+  make_checkpoint_dir(str(tmp_path / 'run'))
+  simclr_flags.preflight(config(run, '--mode=eval'))
+  simclr_flags.preflight(config(run, '--mode=export'))
+
+
+def test_missing_data_dir(tmp_path):
+  missing = tmp_path / 'tfds'
+  msg = preflight_error(f'--model_dir={tmp_path / "run"}',
+                        '--dataset=cifar10', f'--data_dir={missing}')
+  assert msg.startswith(f'--data_dir={missing} is not a directory')
+
+
+def test_builtin_data_dir_must_be_creatable(tmp_path):
+  touch(str(tmp_path / 'file'))
+  msg = preflight_error(f'--model_dir={tmp_path / "run"}',
+                        f'--data_dir={tmp_path / "file" / "cache"}')
+  assert msg.startswith('--data_dir=') and 'cannot be created' in msg
+
+
+@pytest.mark.parametrize('prefix', ['npz', 'folder'])
+def test_missing_dataset_path(tmp_path, prefix):
+  missing = tmp_path / 'data'
+  msg = preflight_error(f'--model_dir={tmp_path / "run"}',
+                        f'--dataset={prefix}:{missing}')
+  assert msg == f'--dataset={prefix}:{missing}: {missing} is not a directory.'
+  (tmp_path / 'data').mkdir()
+  simclr_flags.preflight(config(f'--model_dir={tmp_path / "run"}',
+                                f'--dataset={prefix}:{missing}'))
+  assert tree(tmp_path) == [str(missing)]
+
+
+def test_preflight_imports_no_tensorflow_for_local_paths(tmp_path):
+  code = (
+      'import sys\n'
+      'from absl import flags\n'
+      'import flags as f\n'
+      'fv = f.define_flags(flags.FlagValues())\n'
+      f'fv(["p", "--model_dir={tmp_path / "run"}"])\n'
+      'f.preflight(f.config_from_flags(fv))\n'
+      'assert "tensorflow" not in sys.modules, "tensorflow imported"\n')
+  subprocess.run([sys.executable, '-c', code], cwd=REPO, check=True,
+                 timeout=60)
