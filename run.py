@@ -29,6 +29,11 @@ FLAGS = simclr_flags.FLAGS
 def _setup_runtime(cfg):
   import keras
   import tensorflow as tf
+  if cfg.runtime.cpu_devices:
+    cpu = tf.config.list_physical_devices('CPU')[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] *
+        cfg.runtime.cpu_devices)
   if cfg.train.seed is not None:
     keras.utils.set_random_seed(cfg.train.seed)
   if cfg.runtime.deterministic:

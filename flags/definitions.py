@@ -170,6 +170,9 @@ OUR_SPECS = (
      'CIFAR stem (3x3 conv, no max-pool); auto: iff --image_size <= 32.',
      ('auto', 'true', 'false')),
     ('bool', 'jit', False, 'Compile the training step with XLA.'),
+    ('int', 'cpu_devices', 0,
+     'Split the CPU into this many logical devices (0: leave as is); with '
+     '--strategy=mirrored each is a replica (tests, CPU-only rehearsal).'),
     ('enum', 'mixed_precision', 'none',
      'Mixed-precision compute dtype (variables stay float32).',
      cfg_lib.MIXED_PRECISION),

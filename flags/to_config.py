@@ -41,7 +41,7 @@ SECTION_FLAGS = {
         'log_every_steps', 'seed', 'eval_watch', 'eval_timeout_secs')),
     'runtime': (cfg_lib.RuntimeConfig, (
         'strategy', 'master', 'tpu_name', 'tpu_zone', 'gcp_project', 'jit',
-        'mixed_precision', 'deterministic')),
+        'mixed_precision', 'deterministic', 'cpu_devices')),
 }
 TOP_LEVEL_FLAGS = ('mode', 'eval_name')  # fields of Config itself
 # Flags that set no field directly (folded into another one).

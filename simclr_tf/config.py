@@ -248,9 +248,12 @@ class RuntimeConfig:
   jit: bool = False
   mixed_precision: str = 'none'
   deterministic: bool = False
+  cpu_devices: int = 0
 
   def __post_init__(self):
     _one_of('runtime', 'strategy', self.strategy, STRATEGIES)
+    _check(self.cpu_devices >= 0, 'runtime', 'cpu_devices', self.cpu_devices,
+           'must be >= 0 (0 leaves the CPU as one device)')
     _one_of('runtime', 'mixed_precision', self.mixed_precision,
             MIXED_PRECISION)
 
