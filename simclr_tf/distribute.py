@@ -1,0 +1,102 @@
+"""The one place that turns a RuntimeConfig into a tf.distribute strategy.
+
+``auto`` picks a TPU when one is named, else MirroredStrategy over all local
+GPUs when there are several, else the default strategy. ``multi_worker``
+reads the cluster from ``TF_CONFIG`` (how a run goes beyond one machine).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+from simclr_tf.config import RuntimeConfig
+
+
+class StrategyError(RuntimeError):
+  """The requested strategy cannot run here; the message says why."""
+
+
+def _tpu_strategy(cfg: RuntimeConfig):
+  name = cfg.tpu_name or cfg.master or ''
+  try:
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+        tpu=name, zone=cfg.tpu_zone, project=cfg.gcp_project)
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+  except (ValueError, RuntimeError, tf.errors.OpError) as e:
+    raise StrategyError(
+        f'--strategy=tpu: no TPU reachable (tpu_name={name!r}, '
+        f'zone={cfg.tpu_zone!r}, project={cfg.gcp_project!r}): '
+        f'{type(e).__name__}: {str(e).splitlines()[0] if str(e) else e}. '
+        'Name a TPU with --tpu_name (and --tpu_zone/--gcp_project), or use '
+        '--strategy=auto to run on the local CPU/GPUs.') from e
+  return tf.distribute.TPUStrategy(resolver)
+
+
+def _multi_worker_strategy():
+  raw = os.environ.get('TF_CONFIG')
+  if not raw:
+    raise StrategyError('--strategy=multi_worker needs the TF_CONFIG '
+                        'environment variable ({"cluster": {"worker": [...]},'
+                        ' "task": {"type": "worker", "index": i}}); it is '
+                        'not set.')
+  try:
+    tf_config = json.loads(raw)
+    workers = tf_config['cluster']['worker']
+    tf_config['task']['index']
+  except (ValueError, KeyError, TypeError) as e:
+    raise StrategyError(f'TF_CONFIG={raw!r} is not valid for multi_worker: '
+                        f'{type(e).__name__} {e}; expected cluster.worker and '
+                        'task.index.') from e
+  if not workers:
+    raise StrategyError('TF_CONFIG lists no workers in cluster.worker.')
+  return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def _mirrored_strategy():
+  gpus = tf.config.list_logical_devices('GPU')
+  if gpus:
+    return tf.distribute.MirroredStrategy([d.name for d in gpus])
+  # Logical CPU devices (tests, or users who split a CPU) act as replicas.
+  cpus = tf.config.list_logical_devices('CPU')
+  return tf.distribute.MirroredStrategy([d.name for d in cpus])
+
+
+def build_strategy(cfg: RuntimeConfig) -> tf.distribute.Strategy:
+  """Returns the strategy for ``cfg.strategy`` (see module docstring)."""
+  name = cfg.strategy
+  if name == 'auto':
+    if cfg.tpu_name:
+      name = 'tpu'
+    elif len(tf.config.list_physical_devices('GPU')) > 1:
+      name = 'mirrored'
+    else:
+      name = 'default'
+  if name == 'tpu':
+    return _tpu_strategy(cfg)
+  if name == 'multi_worker':
+    return _multi_worker_strategy()
+  if name == 'mirrored':
+    return _mirrored_strategy()
+  if name == 'one_device':
+    gpus = tf.config.list_logical_devices('GPU')
+    return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else
+                                           '/cpu:0')
+  return tf.distribute.get_strategy()
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+  """Whether this process writes files (checkpoints, summaries, exports).
+
+  Under MultiWorkerMirroredStrategy only worker 0 writes to ``model_dir``;
+  the others write to a scratch directory (TF requires every worker to save).
+  """
+  resolver = getattr(strategy, 'cluster_resolver', None)
+  if resolver is None or not isinstance(
+      strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    return True
+  task_type, task_id = resolver.task_type, resolver.task_id
+  return task_type is None or (task_type in ('chief', 'worker') and
+                               task_id == 0)

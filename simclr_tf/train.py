@@ -1,0 +1,234 @@
+"""The training loop: steps, checkpoints, summaries, progress, results.
+
+``Trainer`` builds the model and optimizer under the strategy's scope,
+resumes from the newest checkpoint in ``model_dir`` (model, optimizer slots
+and global step) or warm-starts the model from ``--checkpoint``, then runs
+``steps_per_loop`` steps per ``tf.function`` call, saving a checkpoint
+every ``checkpoint_steps`` and at the end. Files are written only into
+``model_dir`` and only by the chief.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+
+import tensorflow as tf
+from absl import logging
+
+from simclr_tf import checkpoints, data, steps
+from simclr_tf.config import Config
+from simclr_tf.models import build_model
+from simclr_tf.optim import WarmupCosine, build_optimizer, warmup_steps_for
+
+
+class TrainingError(RuntimeError):
+  """Training cannot go on (e.g. the loss became NaN/Inf)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainPlan:
+  """Lengths derived from the config and the size of the train split."""
+  num_examples: int
+  total_steps: int
+  checkpoint_every: int
+  warmup_steps: int
+  steps_per_epoch: float
+
+
+def plan_training(cfg: Config, num_examples: int) -> TrainPlan:
+  """Total steps as the original (``N * epochs // B + 1`` if no train_steps)."""
+  t = cfg.train
+  batch = t.train_batch_size
+  total = t.train_steps or num_examples * t.train_epochs // batch + 1
+  every = t.checkpoint_steps or max(
+      1, int(round(t.checkpoint_epochs * num_examples / batch)))
+  warmup = min(warmup_steps_for(cfg.optim.warmup_epochs, num_examples, batch),
+               total)
+  return TrainPlan(num_examples, total, every, warmup, num_examples / batch)
+
+
+def effective_model_config(cfg: Config, strategy):
+  """Global BN only pays off with more than one replica."""
+  if cfg.model.global_bn and strategy.num_replicas_in_sync == 1:
+    return dataclasses.replace(cfg.model, global_bn=False)
+  return cfg.model
+
+
+def build_model_for(cfg: Config, strategy):
+  """The model a run trains or evaluates, created under ``strategy.scope()``."""
+  with strategy.scope():
+    return build_model(
+        effective_model_config(cfg, strategy), train_mode=cfg.train.train_mode,
+        lineareval_while_pretraining=cfg.train.lineareval_while_pretraining,
+        fine_tune_after_block=cfg.train.fine_tune_after_block)
+
+
+def _format_eta(seconds: float) -> str:
+  seconds = int(max(0, seconds))
+  return f'{seconds // 3600}h{seconds // 60 % 60:02d}m{seconds % 60:02d}s'
+
+
+class Trainer:
+  """Trains one model as the config says; see the module docstring."""
+
+  def __init__(self, cfg: Config, strategy, source, *, chief: bool = True,
+               on_checkpoint=None):
+    self.cfg, self.strategy, self.source, self.chief = (
+        cfg, strategy, source, chief)
+    self.on_checkpoint = on_checkpoint
+    self.plan = plan_training(cfg, source.num_examples(cfg.data.train_split))
+    self.model = build_model_for(cfg, strategy)
+    with strategy.scope():
+      schedule = WarmupCosine(
+          cfg.optim.learning_rate, cfg.train.train_batch_size,
+          total_steps=self.plan.total_steps,
+          warmup_steps=self.plan.warmup_steps,
+          scaling=cfg.optim.learning_rate_scaling)
+      self.optimizer = build_optimizer(cfg.optim, schedule)
+      self.optimizer.build(steps.trainable_variables(self.model, cfg))
+    self.schedule = schedule
+    self.manager = checkpoints.make_manager(
+        self.model, self.optimizer, cfg.train.model_dir,
+        cfg.train.keep_checkpoint_max, chief=chief)
+
+  @property
+  def global_step(self) -> int:
+    return int(self.optimizer.iterations.numpy())
+
+  def restore(self) -> int:
+    """Resumes from model_dir, else warm-starts from --checkpoint."""
+    if self.manager.latest_checkpoint:
+      self.manager.checkpoint.restore(self.manager.latest_checkpoint)
+      logging.info('Resumed from %s at step %d.',
+                   self.manager.latest_checkpoint, self.global_step)
+    elif self.cfg.train.checkpoint:
+      checkpoints.warm_start(self.model, self.cfg.train.checkpoint,
+                             zero_init_logits=self.cfg.model.
+                             zero_init_logits_layer)
+    return self.global_step
+
+  def _dataset(self):
+    t = self.cfg.train
+    return data.build_dataset(
+        self.strategy, self.source, self.cfg.data.train_split,
+        mode=t.train_mode, global_batch_size=t.train_batch_size,
+        image_size=self.cfg.model.image_size, augment_cfg=self.cfg.augment,
+        seed=t.seed, cache=self.cfg.data.cache_dataset)
+
+  def train(self) -> int:
+    """Runs to ``plan.total_steps``; returns the final global step."""
+    step = self.restore()
+    total = self.plan.total_steps
+    if step >= total:
+      logging.info('Already trained to step %d of %d.', step, total)
+      return step
+    loop = steps.make_train_loop(self.model, self.optimizer, self.strategy,
+                                 self.cfg, jit_compile=self.cfg.runtime.jit)
+    iterator = iter(self._dataset())
+    writer = self._summary_writer('train')
+    if step == 0:
+      self._write_view_grid(writer, iterator)
+    return self._run(loop, iterator, writer, step, total)
+
+  def _run(self, loop, iterator, writer, step, total):
+    t = self.cfg.train
+    images_per_step = t.train_batch_size * (
+        2 if t.train_mode == 'pretrain' else 1)
+    start, start_step = time.time(), step
+    last_log = step
+    while step < total:
+      n = min(t.steps_per_loop, total - step,
+              self.plan.checkpoint_every - step % self.plan.checkpoint_every)
+      metrics = {k: float(v) for k, v in
+                 loop(iterator, tf.constant(n, tf.int32)).items()}
+      step = self.global_step
+      self._check_finite(metrics, step)
+      elapsed = max(time.time() - start, 1e-9)
+      rate = (step - start_step) * images_per_step / elapsed
+      lr = float(self.schedule(step))
+      every = t.train_summary_steps
+      if every and (step % every < n or step == total):
+        self._write_scalars(writer, metrics, lr, rate, step)
+      if step - last_log >= t.log_every_steps or step == total:
+        self._log_progress(metrics, lr, rate, step, total, elapsed,
+                           start_step)
+        last_log = step
+      if step % self.plan.checkpoint_every == 0 or step == total:
+        self._save(step)
+    writer.flush()
+    return step
+
+  def _check_finite(self, metrics, step):
+    bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
+    if bad:
+      raise TrainingError(
+          f'Non-finite loss at step {step}: {bad}. Training stopped; the last '
+          f'good checkpoint is {self.manager.latest_checkpoint}. Lower '
+          '--learning_rate or check the input data.')
+
+  def _save(self, step):
+    path = self.manager.save(checkpoint_number=step)
+    logging.info('Saved checkpoint %s', path)
+    if self.on_checkpoint is not None:
+      self.on_checkpoint(self, step)
+
+  def _summary_writer(self, name):
+    if not self.chief:
+      return tf.summary.create_noop_writer()
+    return tf.summary.create_file_writer(
+        os.path.join(self.cfg.train.model_dir, name))
+
+  def _write_scalars(self, writer, metrics, lr, rate, step):
+    with writer.as_default(step=step):
+      for k, v in metrics.items():
+        tf.summary.scalar(f'train/{k}', v)
+      tf.summary.scalar('learning_rate', lr)
+      tf.summary.scalar('throughput_images_per_sec', rate)
+
+  def _write_view_grid(self, writer, iterator):
+    """A grid of augmented (view1 | view2) pairs, as the run starts."""
+    if self.cfg.train.train_mode != 'pretrain' or not self.chief:
+      return
+    batch = next(iterator)
+    v1, v2 = (self.strategy.experimental_local_results(batch[k])[0][:8]
+              for k in ('view1', 'view2'))
+    with writer.as_default(step=0):
+      tf.summary.image('train/view_pairs', tf.concat([v1, v2], axis=2),
+                       max_outputs=8)
+
+  def _log_progress(self, metrics, lr, rate, step, total, elapsed, start):
+    eta = elapsed / max(step - start, 1) * (total - step)
+    parts = [f'step {step}/{total}', f'loss {metrics["total_loss"]:.4f}']
+    if 'contrast_acc' in metrics:
+      parts.append(f'contrast_acc {metrics["contrast_acc"]:.3f}')
+    if 'supervised_acc' in metrics:
+      label = 'probe_acc' if self.cfg.train.train_mode == 'pretrain' else 'acc'
+      parts.append(f'{label} {metrics["supervised_acc"]:.3f}')
+    parts += [f'lr {lr:.4g}', f'{rate:.1f} img/s', f'ETA {_format_eta(eta)}']
+    logging.info(' | '.join(parts))
+
+
+def write_json(path: str, obj) -> None:
+  """Writes JSON atomically (temp file, then rename)."""
+  tmp = f'{path}.tmp-{os.getpid()}'
+  with tf.io.gfile.GFile(tmp, 'w') as f:
+    json.dump(obj, f, indent=2, sort_keys=True, default=str)
+  tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def record_eval(model_dir: str, step: int, result: dict, cfg: Config,
+                eval_name=None) -> None:
+  """Eval summaries plus ``result.json`` and ``result_<step>.json``."""
+  name = 'eval' if not eval_name else f'eval_{eval_name}'
+  writer = tf.summary.create_file_writer(os.path.join(model_dir, name))
+  with writer.as_default(step=step):
+    for k in ('top_1', 'top_5', 'loss'):
+      tf.summary.scalar(f'eval/{k}', result[k])
+  writer.flush()
+  payload = {**result, 'global_step': step, 'eval_split': cfg.data.eval_split,
+             'dataset': cfg.data.dataset}
+  write_json(os.path.join(model_dir, f'result_{step}.json'), payload)
+  write_json(os.path.join(model_dir, 'result.json'), payload)

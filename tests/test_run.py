@@ -1,0 +1,135 @@
+"""run.py end to end, in subprocesses (fresh TF runtime each, as users run it).
+
+Tiny everything: ResNet-18 at width 0.125, 32 px, a generated npz dataset of
+48 train / 20 test images, a few steps.
+"""
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.slow
+
+TINY = ['--resnet_depth=18', '--width_multiplier=0.125', '--image_size=32',
+        '--train_batch_size=8', '--eval_batch_size=8', '--proj_out_dim=16',
+        '--log_every_steps=1', '--warmup_epochs=0', '--use_blur=false',
+        '--keep_hub_module_max=2']
+
+
+@pytest.fixture(scope='module')
+def npz_dir(tmp_path_factory):
+  """Tiny 3-class npz dataset: train 48, test 20 (not a batch multiple)."""
+  root = tmp_path_factory.mktemp('npz')
+  rng = np.random.default_rng(0)
+  for split, n in (('train', 48), ('test', 20)):
+    labels = np.arange(n) % 3
+    images = (rng.uniform(0, 60, (n, 32, 32, 3)) +
+              labels[:, None, None, None] * 60).astype(np.uint8)
+    np.savez(root / f'{split}.npz', images=images, labels=labels)
+  return str(root)
+
+
+def run(args, timeout=240, check=True):
+  env = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'}
+  proc = subprocess.run([sys.executable, os.path.join(ROOT, 'run.py'), *args],
+                        capture_output=True, text=True, timeout=timeout,
+                        env=env, cwd=ROOT)
+  if check and proc.returncode != 0:
+    raise AssertionError(f'run.py {args} exited {proc.returncode}:\n'
+                         f'{proc.stderr[-4000:]}')
+  return proc
+
+
+def ckpt_steps(model_dir):
+  return sorted(int(p.rsplit('-', 1)[1].split('.')[0])
+                for p in glob.glob(os.path.join(model_dir, 'ckpt-*.index')))
+
+
+def result(model_dir):
+  with open(os.path.join(model_dir, 'result.json')) as f:
+    return json.load(f)
+
+
+def test_train_then_eval_writes_everything(npz_dir, tmp_path):
+  model_dir = str(tmp_path / 'm')
+  proc = run([f'--dataset=npz:{npz_dir}', f'--model_dir={model_dir}',
+              '--train_steps=4', '--checkpoint_steps=2', *TINY])
+  res = result(model_dir)
+  assert res['global_step'] == 4 and res['num_examples'] == 20
+  assert 0.0 <= res['top_1'] <= res['top_5'] <= 1.0
+  assert os.path.exists(os.path.join(model_dir, 'result_4.json'))
+  assert ckpt_steps(model_dir) == [2, 4]
+  with open(os.path.join(model_dir, 'config.json')) as f:
+    assert json.load(f)['model']['num_classes'] == 3
+  assert glob.glob(os.path.join(model_dir, 'train', 'events.*'))
+  assert glob.glob(os.path.join(model_dir, 'eval', 'events.*'))
+  assert 'step 4/4' in proc.stderr and 'img/s' in proc.stderr
+  assert 'contrast_acc' in proc.stderr and 'probe_acc' in proc.stderr
+
+
+def test_rerun_resumes_and_eval_mode_evaluates_latest(npz_dir, tmp_path):
+  model_dir = str(tmp_path / 'm')
+  common = [f'--dataset=npz:{npz_dir}', f'--model_dir={model_dir}',
+            '--checkpoint_steps=2', *TINY]
+  run([*common, '--train_steps=2', '--mode=train'])
+  assert ckpt_steps(model_dir) == [2]
+  proc = run([*common, '--train_steps=6', '--mode=train'])
+  assert 'Resumed from' in proc.stderr and 'step 3/6' in proc.stderr
+  assert ckpt_steps(model_dir) == [2, 4, 6]
+  run([*common, '--train_steps=6', '--mode=eval'])
+  assert result(model_dir)['global_step'] == 6
+
+
+def test_killed_run_resumes_to_the_same_final_step(npz_dir, tmp_path):
+  model_dir = str(tmp_path / 'm')
+  args = [sys.executable, os.path.join(ROOT, 'run.py'),
+          f'--dataset=npz:{npz_dir}', f'--model_dir={model_dir}',
+          '--train_steps=40', '--checkpoint_steps=2', '--mode=train',
+          '--keep_checkpoint_max=50', *TINY]
+  proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL, cwd=ROOT)
+  deadline = time.time() + 180
+  while not ckpt_steps(model_dir) and time.time() < deadline:
+    time.sleep(0.2)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait(30)
+  first = ckpt_steps(model_dir)
+  assert first and first[-1] < 40
+  run(args[2:])
+  assert ckpt_steps(model_dir) == list(range(2, 42, 2))
+
+
+def test_finetune_warm_starts_from_pretraining(npz_dir, tmp_path):
+  pre, ft = str(tmp_path / 'pre'), str(tmp_path / 'ft')
+  run([f'--dataset=npz:{npz_dir}', f'--model_dir={pre}', '--train_steps=2',
+       '--mode=train', *TINY])
+  proc = run([f'--dataset=npz:{npz_dir}', f'--model_dir={ft}',
+              '--train_mode=finetune', f'--checkpoint={pre}',
+              '--fine_tune_after_block=2', '--zero_init_logits_layer',
+              '--train_steps=3', '--learning_rate=0.1', *TINY])
+  assert 'Warm-started' in proc.stderr
+  assert result(ft)['global_step'] == 3
+
+
+def test_two_replica_mirrored_run(npz_dir, tmp_path):
+  model_dir = str(tmp_path / 'm')
+  proc = run([f'--dataset=npz:{npz_dir}', f'--model_dir={model_dir}',
+              '--strategy=mirrored', '--cpu_devices=2', '--train_steps=2',
+              *TINY])
+  assert '2 replica(s)' in proc.stderr
+  assert result(model_dir)['num_examples'] == 20
+
+
+def test_bad_flag_stops_before_work(tmp_path):
+  model_dir = tmp_path / 'm'
+  proc = run([f'--model_dir={model_dir}', '--temperature=-1'], check=False)
+  assert proc.returncode != 0
+  assert '--temperature=-1' in proc.stderr
+  assert not model_dir.exists()
