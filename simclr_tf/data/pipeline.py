@@ -1,0 +1,241 @@
+"""Sources -> batched, augmented, distributed tf.data pipelines.
+
+Element contract (per replica, b = global batch / replicas, S = image_size,
+images float32 in [0, 1], NHWC; SimCLR Sec. 2.1 and Appendix A):
+
+  pretrain  {'view1': [b, S, S, 3], 'view2': [b, S, S, 3], 'label': int32 [b]}
+            two independent augmentations (crop, flip, colour distortion,
+            blur if ``use_blur``) of the same b images.
+  finetune  {'image': [b, S, S, 3], 'label': int32 [b]}: crop and flip only.
+  eval      {'image': [b, S, S, 3], 'label': int32 [b], 'mask': float32 [b]}:
+            centre crop of ``eval_crop_proportion`` (no crop when S <= 32),
+            bicubic resize. The split is padded with ``mask == 0`` examples
+            (zero image, label 0) to ``eval_steps(n, global_batch)`` global
+            batches, so every example is seen exactly once across replicas.
+
+Training datasets (pretrain, finetune) shuffle files and examples (buffer
+50 x b when S <= 32, else 10 x b), repeat forever and drop remainders.
+When the source has a fixed image shape, augmentation runs after batching on
+whole batches (XLA-compiled, each example with its own random parameters);
+otherwise each image is cropped and resized before batching and colour and
+blur run on the batch. ``cache=True`` caches the decoded uint8 examples
+before shuffling and augmentation.
+
+Randomness: with ``seed`` (int) the dataset is reproducible (shuffles and
+augmentation are driven by stateless ops fed from ``tf.data.Dataset.random``);
+each input pipeline derives its own streams from (seed, pipeline id). With
+``seed=None`` every run differs.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from simclr_tf import config as config_lib
+from simclr_tf.data import augment
+from simclr_tf.data import sources
+
+MODES = ('pretrain', 'finetune', 'eval')
+
+
+def eval_steps(num_examples: int, global_batch_size: int) -> int:
+  """Global batches that cover ``num_examples`` once (last one padded)."""
+  return max(1, math.ceil(num_examples / global_batch_size))
+
+
+def per_replica_batch_size(global_batch_size: int, num_replicas: int) -> int:
+  """``global_batch_size / num_replicas``, or a ValueError naming both."""
+  if global_batch_size <= 0 or global_batch_size % num_replicas:
+    raise ValueError(
+        f'Global batch size {global_batch_size} is not a positive multiple '
+        f'of the number of replicas {num_replicas}; use a multiple of '
+        f'{num_replicas}.')
+  return global_batch_size // num_replicas
+
+
+def _derive_seed(seed: Optional[int], *salt: int) -> Optional[int]:
+  """A distinct deterministic seed per (seed, salt...), None stays None."""
+  if seed is None:
+    return None
+  return int(np.random.SeedSequence([seed, *salt]).generate_state(1)[0])
+
+
+def _seed_stream(seed: Optional[int]) -> tf.data.Dataset:
+  """Infinite dataset of int64 ``[2]`` stateless seeds."""
+  return tf.data.Dataset.random(seed=seed).batch(2)
+
+
+def _check_args(mode, batch_size, image_size):
+  if mode not in MODES:
+    raise ValueError(f'mode={mode!r} is invalid: use one of {list(MODES)}.')
+  for name, value in (('batch_size', batch_size), ('image_size', image_size)):
+    if not isinstance(value, (int, np.integer)) or value <= 0:
+      raise ValueError(f'{name}={value!r} is invalid: must be an int > 0.')
+
+
+def make_dataset(source: sources.Source, split: str, *, mode: str,
+                 batch_size: int, image_size: int,
+                 augment_cfg: Optional[config_lib.AugmentConfig] = None,
+                 seed: Optional[int] = None, cache: bool = False,
+                 input_context: Optional[tf.distribute.InputContext] = None,
+                 jit_compile: bool = True) -> tf.data.Dataset:
+  """One input pipeline's dataset of per-replica batches (module docstring).
+
+  Args:
+    source: a ``Source`` (``get_source(data_cfg)``).
+    split: split with optional slicing, e.g. ``'train[:10%]'``.
+    mode: ``'pretrain'``, ``'finetune'`` or ``'eval'``.
+    batch_size: examples per element (the per-replica batch b).
+    image_size: output side S.
+    augment_cfg: ``AugmentConfig``; default ``AugmentConfig()``.
+    seed: int for a reproducible pipeline, None for a random one.
+    cache: cache decoded uint8 examples in memory (``DataConfig.cache_dataset``).
+    input_context: ``tf.distribute.InputContext``: read this pipeline's shard;
+      eval pads to ``num_replicas_in_sync / num_input_pipelines`` replicas'
+      share of the global batches. None: the whole split, one replica.
+    jit_compile: XLA-compile batch augmentation (about 5x faster on CPU).
+  """
+  _check_args(mode, batch_size, image_size)
+  cfg = augment_cfg or config_lib.AugmentConfig()
+  if mode == 'eval':
+    return _eval_dataset(source, split, batch_size, image_size, cfg, cache,
+                         input_context)
+  _, pipeline_id = sources.shard_of(input_context)
+  seeds = [_derive_seed(seed, pipeline_id, k) for k in range(4)]
+  ds = source.dataset(split, input_context, shuffle_files=True,
+                      seed=seeds[0])
+  if cache:
+    ds = ds.cache()
+  multiplier = 50 if image_size <= 32 else 10
+  ds = ds.shuffle(batch_size * multiplier, seed=seeds[1]).repeat()
+  views = 2 if mode == 'pretrain' else 1
+  distort = tf.function(
+      lambda x, s: _distort_views(x, s, cfg, image_size, views,
+                                  color=mode == 'pretrain',
+                                  blur=mode == 'pretrain' and cfg.use_blur,
+                                  crop=source.image_shape is not None),
+      jit_compile=jit_compile, autograph=False)
+  if source.image_shape is None:  # Sizes differ: crop each image first.
+    ds = tf.data.Dataset.zip(ds, _seed_stream(seeds[2])).map(
+        lambda xy, s: (_crop_views(xy[0], s, cfg, image_size, views), xy[1]),
+        num_parallel_calls=tf.data.AUTOTUNE)
+  ds = ds.batch(batch_size, drop_remainder=True)
+  ds = tf.data.Dataset.zip(ds, _seed_stream(seeds[3])).map(
+      lambda xy, s: _as_dict(distort(xy[0], s), xy[1]),
+      num_parallel_calls=tf.data.AUTOTUNE)
+  return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _crop_views(image, seed, cfg, image_size, views):
+  """Per-image random resized crops: uint8 ``[H, W, 3]`` -> ``views`` float
+  ``[S, S, 3]`` (each with its own box and flip)."""
+  return tuple(
+      augment.random_resized_crop(image, s, image_size, cfg.crop_area_min)
+      for s in tf.unstack(tf.random.experimental.stateless_split(seed, views)))
+
+
+def _distort_views(images, seed, cfg, image_size, views, color, blur, crop):
+  """Batch augmentation (SimCLR Appendix A) -> tuple of ``views`` float32
+  ``[b, S, S, 3]`` in [0, 1].
+
+  The views are stacked into one batch of ``views * b`` images (each with
+  its own random parameters), which halves the work of tracing and XLA.
+
+  Args:
+    images: uint8 ``[b, H, W, 3]`` when ``crop`` (crop and flip here, on the
+      batch), else a tuple of ``views`` already cropped float batches.
+  """
+  s_crop, s_color, s_blur = tf.unstack(
+      tf.random.experimental.stateless_split(seed, 3))
+  if crop:
+    x = augment.to_float(tf.concat([images] * views, axis=0))
+    x = augment.random_resized_crop_batch(x, s_crop, image_size,
+                                          cfg.crop_area_min)
+  else:
+    x = tf.concat(images, axis=0)
+  if color:
+    x = augment.color_distortion(x, s_color, cfg.color_jitter_strength)
+  if blur:
+    x = augment.random_blur(x, s_blur)
+  return tuple(tf.split(tf.clip_by_value(x, 0.0, 1.0), views, axis=0))
+
+
+def _as_dict(views, labels):
+  if len(views) == 2:
+    return {'view1': views[0], 'view2': views[1], 'label': labels}
+  return {'image': views[0], 'label': labels}
+
+
+def _eval_dataset(source, split, batch_size, image_size, cfg, cache,
+                  input_context):
+  """Centre-cropped images, padded with masked examples (module docstring)."""
+  num_pipelines, pipeline_id = sources.shard_of(input_context)
+  replicas = input_context.num_replicas_in_sync if input_context else 1
+  if replicas % num_pipelines:
+    raise ValueError(f'{replicas} replicas cannot be split evenly over '
+                     f'{num_pipelines} input pipelines for evaluation.')
+  steps = eval_steps(source.num_examples(split), batch_size * replicas)
+  quota = steps * batch_size * replicas // num_pipelines
+  shard_size = source.shard_sizes(split, num_pipelines)[pipeline_id]
+  if shard_size > quota:
+    raise ValueError(f'Input pipeline {pipeline_id} holds {shard_size} '
+                     f'examples of {split!r} but only {quota} fit in {steps} '
+                     'evaluation steps; shards are uneven.')
+  ds = source.dataset(split, input_context, shuffle_files=False)
+  if cache:
+    ds = ds.cache()
+  crop = cfg.eval_crop_proportion if image_size > 32 else 1.0
+  same_size = source.image_shape == (image_size, image_size, 3)
+
+  def preprocess(image, label):
+    if same_size and crop == 1.0:
+      image = augment.to_float(image)
+    else:
+      image = augment.center_crop_and_resize(image, image_size, crop)
+    image = tf.ensure_shape(image, [image_size, image_size, 3])
+    return {'image': image, 'label': label, 'mask': tf.constant(1.0)}
+
+  padding = tf.data.Dataset.from_tensors({
+      'image': tf.zeros([image_size, image_size, 3]),
+      'label': tf.constant(0, tf.int32), 'mask': tf.constant(0.0)}).repeat()
+  ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
+  ds = ds.concatenate(padding).take(quota).batch(batch_size)
+  return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def build_dataset(strategy: tf.distribute.Strategy, source: sources.Source,
+                  split: str, *, mode: str, global_batch_size: int,
+                  image_size: int,
+                  augment_cfg: Optional[config_lib.AugmentConfig] = None,
+                  seed: Optional[int] = None, cache: bool = False,
+                  jit_compile: bool = True):
+  """Distributed dataset: ``strategy.distribute_datasets_from_function``
+  over ``make_dataset`` with per-replica batch = global / replicas.
+
+  Validates the batch size, mode, image size and split (reading no images)
+  before building anything. For ``eval``, iterate exactly
+  ``eval_steps(source.num_examples(split), global_batch_size)`` steps (the
+  dataset ends there) and weight by ``mask``.
+
+  Raises:
+    ValueError: global batch not divisible by replicas, unknown mode or
+      split, or an empty split.
+  """
+  per_replica = per_replica_batch_size(global_batch_size,
+                                       strategy.num_replicas_in_sync)
+  _check_args(mode, per_replica, image_size)
+  if source.num_examples(split) == 0:
+    raise ValueError(f'Split {split!r} of {source.name!r} has no examples; '
+                     'widen the slice or pick another split.')
+
+  def dataset_fn(input_context):
+    return make_dataset(
+        source, split, mode=mode,
+        batch_size=input_context.get_per_replica_batch_size(global_batch_size),
+        image_size=image_size, augment_cfg=augment_cfg, seed=seed,
+        cache=cache, input_context=input_context, jit_compile=jit_compile)
+
+  return strategy.distribute_datasets_from_function(dataset_fn)
