@@ -61,6 +61,71 @@ class Conv2dFixedPadding(keras.layers.Layer):
             'kernel_size': self.kernel_size, 'strides': self.strides}
 
 
+class FusedBatchNorm(keras.layers.Layer):
+  """Per-replica BatchNorm on TF's fused kernel (NHWC or [B, C]).
+
+  Keras 3's BatchNormalization composes moments and arithmetic from
+  separate ops; the fused kernel (oneDNN-accelerated on CPU) made a
+  ResNet-18 SimCLR step markedly faster here. Same variables (gamma, beta,
+  moving_mean, moving_variance) and semantics: batch statistics in training
+  (moving averages updated with ``momentum``), moving statistics otherwise
+  or when the layer is frozen. Moving statistics are MEAN-aggregated across
+  replicas. Cross-replica BN uses Keras's ``synchronized`` layer instead.
+  """
+
+  def __init__(self, momentum=0.9, epsilon=1e-5, center=True, scale=True,
+               gamma_initializer='ones', **kwargs):
+    super().__init__(**kwargs)
+    self.momentum, self.epsilon = momentum, epsilon
+    self.center, self.scale = center, scale
+    self.gamma_initializer = keras.initializers.get(gamma_initializer)
+    self.gamma = self.beta = None
+
+  def build(self, input_shape):
+    shape = (int(input_shape[-1]),)
+    if self.scale:
+      self.gamma = self.add_weight(shape=shape, name='gamma', autocast=False,
+                                   initializer=self.gamma_initializer)
+    if self.center:
+      self.beta = self.add_weight(shape=shape, name='beta', autocast=False,
+                                  initializer='zeros')
+    self.moving_mean = self.add_weight(
+        shape=shape, name='moving_mean', initializer='zeros', trainable=False,
+        autocast=False, aggregation='mean')
+    self.moving_variance = self.add_weight(
+        shape=shape, name='moving_variance', initializer='ones',
+        trainable=False, autocast=False, aggregation='mean')
+
+  def call(self, inputs, training=False):
+    shape = tf.shape(inputs)
+    x = inputs if inputs.shape.rank == 4 else tf.reshape(
+        inputs, [-1, 1, 1, inputs.shape[-1]])
+    channels = self.moving_mean.shape[0]
+    gamma = (tf.convert_to_tensor(self.gamma) if self.scale
+             else tf.ones([channels]))
+    beta = (tf.convert_to_tensor(self.beta) if self.center
+            else tf.zeros([channels]))
+    if training and self.trainable:
+      y, mean, var = tf.compat.v1.nn.fused_batch_norm(
+          x, gamma, beta, epsilon=self.epsilon, is_training=True)
+      # The kernel returns the unbiased variance, as TF1/Keras 2 BN used.
+      decay = 1.0 - self.momentum
+      self.moving_mean.assign_sub((self.moving_mean - mean) * decay)
+      self.moving_variance.assign_sub((self.moving_variance - var) * decay)
+    else:
+      y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+          x, gamma, beta, mean=tf.convert_to_tensor(self.moving_mean),
+          variance=tf.convert_to_tensor(self.moving_variance),
+          epsilon=self.epsilon, is_training=False)
+    return y if inputs.shape.rank == 4 else tf.reshape(y, shape)
+
+  def get_config(self):
+    return {**super().get_config(), 'momentum': self.momentum,
+            'epsilon': self.epsilon, 'center': self.center,
+            'scale': self.scale, 'gamma_initializer':
+            keras.initializers.serialize(self.gamma_initializer)}
+
+
 class BatchNormRelu(keras.layers.Layer):
   """BatchNorm (optionally cross-replica synchronized) then optional ReLU.
 
@@ -77,10 +142,13 @@ class BatchNormRelu(keras.layers.Layer):
     self.scale = scale
     self.momentum, self.epsilon, self.synchronized = (
         momentum, epsilon, synchronized)
-    self.bn = keras.layers.BatchNormalization(
-        momentum=momentum, epsilon=epsilon, center=center, scale=scale,
-        gamma_initializer='zeros' if init_zero else 'ones',
-        synchronized=synchronized)
+    bn_args = dict(momentum=momentum, epsilon=epsilon, center=center,
+                   scale=scale,
+                   gamma_initializer='zeros' if init_zero else 'ones')
+    # Named so optimizers recognise BN variables by path.
+    self.bn = (keras.layers.BatchNormalization(synchronized=True, **bn_args)
+               if synchronized else
+               FusedBatchNorm(**bn_args, name='batch_normalization'))
 
   def call(self, inputs, training=False):
     outputs = self.bn(inputs, training=training)

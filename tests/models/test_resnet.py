@@ -164,3 +164,29 @@ def test_layers_get_config_round_trip():
                 Shortcut(16, 2, True), ResNet(34, 0.5, cifar_stem=True)):
     clone = type(layer).from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
+
+
+@pytest.mark.parametrize('shape', [(6, 5, 5, 4), (6, 4)])
+def test_fused_batch_norm_matches_keras_batch_norm(shape):
+  from simclr_tf.models.layers import FusedBatchNorm
+  x = tf.random.normal(shape) * 3 + 1
+  ours = FusedBatchNorm(momentum=0.8, epsilon=1e-3)
+  ref = keras.layers.BatchNormalization(momentum=0.8, epsilon=1e-3)
+  for layer in (ours, ref):
+    layer(x[:1])
+    layer.gamma.assign(tf.linspace(0.5, 2.0, shape[-1]))
+    layer.beta.assign(tf.linspace(-1.0, 1.0, shape[-1]))
+  np.testing.assert_allclose(ours(x, training=True), ref(x, training=True),
+                             atol=1e-4)
+  n = np.prod(shape[:-1])
+  np.testing.assert_allclose(ours.moving_mean, ref.moving_mean, atol=1e-5)
+  # Ours keeps the unbiased batch variance in the moving average (TF1/Keras 2).
+  var = np.var(x.numpy().reshape(-1, shape[-1]), axis=0) * n / (n - 1)
+  np.testing.assert_allclose(ours.moving_variance, 0.8 + 0.2 * var,
+                             rtol=1e-4)
+  ref.moving_variance.assign(ours.moving_variance)
+  np.testing.assert_allclose(ours(x, training=False), ref(x, training=False),
+                             atol=1e-4)
+  ours.trainable = False  # frozen: inference mode even when training
+  np.testing.assert_allclose(ours(x, training=True), ref(x, training=False),
+                             atol=1e-4)
