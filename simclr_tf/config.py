@@ -156,6 +156,9 @@ class DataConfig:
     s = 'data'
     _check(bool(self.dataset), s, 'dataset', self.dataset,
            "must be 'builtin', a TFDS name, 'folder:PATH' or 'npz:PATH'")
+    for prefix in ('folder:', 'npz:'):
+      _check(self.dataset != prefix, s, 'dataset', self.dataset,
+             f'{prefix} needs a path, e.g. {prefix}/data/cifar10')
     for name in ('train_split', 'eval_split'):
       _check(bool(getattr(self, name)), s, name, getattr(self, name),
              "must name a split, e.g. 'train' or 'train[:10%]'")

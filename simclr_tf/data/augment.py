@@ -25,17 +25,31 @@ import math
 
 import tensorflow as tf
 
-GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)  # As tf.image.rgb_to_grayscale.
+# Colour ops live in color.py; re-exported so augment.py is the one API.
+from simclr_tf.data.color import (  # noqa: F401
+    GRAY_WEIGHTS, JITTER_OPS, adjust_brightness, adjust_contrast,
+    adjust_saturation_hue, color_distortion, color_jitter, jitter_params,
+    random_grayscale, to_grayscale)
+
 ASPECT_RATIO_RANGE = (3 / 4, 4 / 3)
 MAX_CROP_ATTEMPTS = 100
 
 
+# The same seed must give the same augmentation with and without XLA. Philox
+# bits agree on both, but their float conversions differ, so we convert.
+_ALG = 'philox'
+
+
 def _seeds(seed, n):
-  return tf.unstack(tf.random.experimental.stateless_split(seed, n))
+  return tf.unstack(tf.random.experimental.stateless_split(seed, n, _ALG))
 
 
 def _uniform(seed, shape, minval=0.0, maxval=1.0):
-  return tf.random.stateless_uniform(shape, seed, minval, maxval)
+  """Stateless uniform float32 in [minval, maxval) from 24 random bits."""
+  bits = tf.random.stateless_uniform(shape, seed, minval=None, maxval=None,
+                                     dtype=tf.uint32, alg=_ALG)
+  unit = tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) * 2.0 ** -24
+  return minval + (maxval - minval) * unit
 
 
 def _bcast(v):
@@ -68,22 +82,22 @@ def sample_crop_boxes(seed, batch_size, height, width, area_range=(0.08, 1.0),
     int32 ``[B, 4]``: ``(top, left, crop_height, crop_width)``.
   """
   h_img, w_img = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
-  s_area, s_ratio, s_pos = _seeds(seed, 3)
-  shape = [batch_size, max_attempts]
-  area = _uniform(s_area, shape, *area_range) * h_img * w_img
-  log_ratio = _uniform(s_ratio, shape, math.log(aspect_ratio_range[0]),
-                       math.log(aspect_ratio_range[1]))
+  # One draw for all attempts: cheap to run and to compile with XLA.
+  u = _uniform(seed, [2 * max_attempts + 2, batch_size])
+  lo, hi = area_range
+  area = (lo + (hi - lo) * u[:max_attempts]) * h_img * w_img  # [A, B]
+  log_lo, log_hi = (math.log(r) for r in aspect_ratio_range)
+  log_ratio = log_lo + (log_hi - log_lo) * u[max_attempts:2 * max_attempts]
   ratio = tf.exp(log_ratio) * w_img / h_img
-  w = tf.round(tf.sqrt(area * ratio))
-  h = tf.round(tf.sqrt(area / ratio))
+  w = tf.transpose(tf.round(tf.sqrt(area * ratio)))  # [B, A]
+  h = tf.transpose(tf.round(tf.sqrt(area / ratio)))
   ok = (w >= 1) & (h >= 1) & (w <= w_img) & (h <= h_img)
   first = tf.argmax(tf.cast(ok, tf.int32), axis=1, output_type=tf.int32)
   found = tf.reduce_any(ok, axis=1)
   h = tf.where(found, tf.gather(h, first, batch_dims=1), h_img)
   w = tf.where(found, tf.gather(w, first, batch_dims=1), w_img)
-  pos = _uniform(s_pos, [batch_size, 2])
-  top = tf.minimum(tf.floor(pos[:, 0] * (h_img - h + 1)), h_img - h)
-  left = tf.minimum(tf.floor(pos[:, 1] * (w_img - w + 1)), w_img - w)
+  top = tf.minimum(tf.floor(u[-2] * (h_img - h + 1)), h_img - h)
+  left = tf.minimum(tf.floor(u[-1] * (w_img - w + 1)), w_img - w)
   return tf.cast(tf.stack([top, left, h, w], axis=1), tf.int32)
 
 
@@ -99,8 +113,9 @@ def resample_matrix(start, size, in_size, out_size):
   """Bicubic weights that crop ``[start, start + size)`` and resize it.
 
   Row ``i`` samples the crop at ``start + (i + 0.5) * size / out_size``
-  (half-pixel centres) with weights renormalised at the crop border, which
-  equals ``tf.image.resize(crop, method='bicubic', antialias=False)``.
+  (half-pixel centres) with weights renormalised at the crop border: the
+  result equals ``tf.image.resize(crop, method='bicubic')`` (Keys cubic,
+  a = -0.5, no antialiasing) up to that op's 1/1024 weight-table rounding.
 
   Args:
     start, size: ``[B]`` crop offsets and lengths along one axis.
@@ -200,125 +215,6 @@ def center_crop_and_resize(image, out_size, crop_proportion=0.875):
   return tf.clip_by_value(image, 0.0, 1.0)
 
 
-# Colour distortion --------------------------------------------------------
-
-
-def adjust_brightness(images, factor):
-  """Multiplies each image ``[B, H, W, C]`` by its ``factor[b]`` (SimCLRv2)."""
-  return images * _bcast(factor)
-
-
-def adjust_contrast(images, factor):
-  """``(x - mean) * factor + mean`` per image and channel, as
-  ``tf.image.adjust_contrast``; ``factor`` ``[B]``."""
-  mean = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
-  return (images - mean) * _bcast(factor) + mean
-
-
-def _sat_hue_planes(r, g, b, saturation, hue):
-  """Saturation scale and hue shift in HSV (Smith 1978) on RGB planes.
-
-  Same maths as ``tf.image.rgb_to_hsv`` -> scale S (clipped to [0, 1]),
-  shift H (mod 1) -> ``tf.image.hsv_to_rgb``, written as one elementwise
-  expression per plane so XLA fuses it into a single loop.
-
-  Args:
-    r, g, b: float32 ``[B, H, W]`` in [0, 1].
-    saturation, hue: ``[B, 1, 1]`` factor and shift (turns).
-  """
-  v = tf.maximum(r, tf.maximum(g, b))
-  chroma = v - tf.minimum(r, tf.minimum(g, b))
-  sat = tf.where(v > 0, chroma / tf.where(v > 0, v, 1.0), 0.0)
-  safe = tf.where(chroma > 0, chroma, 1.0)
-  h = tf.where(v == r, (g - b) / safe,
-               tf.where(v == g, 2.0 + (b - r) / safe, 4.0 + (r - g) / safe))
-  h = tf.where(chroma > 0, h / 6.0, 0.0) + hue
-  h = h - tf.floor(h)
-  new_chroma = v * tf.clip_by_value(sat * saturation, 0.0, 1.0)
-
-  def plane(n):
-    k = 6.0 * h + n
-    k = tf.where(k >= 6.0, k - 6.0, k)
-    return v - new_chroma * tf.clip_by_value(tf.minimum(k, 4.0 - k), 0.0, 1.0)
-  return plane(5.0), plane(3.0), plane(1.0)
-
-
-def adjust_saturation_hue(images, saturation, hue):
-  """HSV saturation scale and hue shift per image, as
-  ``tf.image.adjust_saturation`` then ``tf.image.adjust_hue``.
-
-  Args:
-    images: float32 ``[B, H, W, 3]`` in [0, 1].
-    saturation: ``[B]`` factors (1 = unchanged).
-    hue: ``[B]`` shifts in turns (0 = unchanged).
-  """
-  planes = _sat_hue_planes(*tf.unstack(images, axis=-1),
-                           saturation[:, None, None], hue[:, None, None])
-  return tf.stack(planes, axis=-1)
-
-
-def color_jitter(images, seed, strength, p=0.8):
-  """Colour jitter with probability ``p`` per image, ops in random order.
-
-  Every image gets its own factors and its own order of the four ops
-  (brightness, contrast, saturation, hue), each followed by clipping.
-
-  Args:
-    images: float32 ``[B, H, W, 3]`` in [0, 1]; seed int ``[2]``;
-      strength: colour distortion strength s.
-  """
-  s_apply, s_order, s_b, s_c, s_s, s_h = _seeds(seed, 6)
-  batch = tf.shape(images)[0]
-  lo, hi = max(0.0, 1.0 - 0.8 * strength), 1.0 + 0.8 * strength
-  max_hue = min(0.2 * strength, 0.5)
-  apply = _uniform(s_apply, [batch]) < p
-  params = [tf.where(apply, _uniform(s, [batch], lo, hi), 1.0)
-            for s in (s_b, s_c, s_s)]
-  params.append(tf.where(apply, _uniform(s_h, [batch], -max_hue, max_hue),
-                         0.0))
-  identity = (1.0, 1.0, 1.0, 0.0)
-  order = tf.argsort(_uniform(s_order, [batch, 4]), axis=1)
-  order = tf.transpose(order)  # [4, B]: op index per position.
-
-  def step(position, r, g, b):
-    # One op per image at this position: the others get identity values.
-    br, co, sa, hu = [tf.reshape(tf.where(order[position] == k, params[k],
-                                          identity[k]), [-1, 1, 1])
-                      for k in range(4)]
-    # Only one of br, co differs from 1: this is brightness or contrast.
-    planes = [tf.clip_by_value(
-        x * (br * co) + tf.reduce_mean(x, [1, 2], keepdims=True) * (1. - co),
-        0.0, 1.0) for x in (r, g, b)]
-    use_hsv = (sa != 1.0) | (hu != 0.0)
-    planes = [tf.where(use_hsv, new, old) for new, old in
-              zip(_sat_hue_planes(*planes, sa, hu), planes)]
-    return [position + 1] + planes
-
-  # A loop (not unrolled) keeps the XLA program small: it compiles in ~1 s.
-  planes = tf.unstack(images, axis=-1)  # Planes let XLA fuse per pixel.
-  _, r, g, b = tf.while_loop(lambda i, *_: i < 4, step,
-                             [tf.constant(0)] + planes)
-  return tf.stack([r, g, b], axis=-1)
-
-
-def to_grayscale(images):
-  """``[B, H, W, 3]`` -> luma repeated on 3 channels."""
-  gray = tf.reduce_sum(images * tf.constant(GRAY_WEIGHTS), -1, keepdims=True)
-  return tf.tile(gray, [1, 1, 1, 3])
-
-
-def random_grayscale(images, seed, p=0.2):
-  """Grayscale with probability ``p`` per image."""
-  apply = _uniform(seed, [tf.shape(images)[0]]) < p
-  return tf.where(_bcast(apply), to_grayscale(images), images)
-
-
-def color_distortion(images, seed, strength):
-  """Colour jitter (p = 0.8) then grayscale (p = 0.2), SimCLR Appendix A."""
-  s_jitter, s_gray = _seeds(seed, 2)
-  return random_grayscale(color_jitter(images, s_jitter, strength), s_gray)
-
-
 # Gaussian blur ------------------------------------------------------------
 
 
@@ -362,9 +258,7 @@ def gaussian_blur(images, sigma, kernel_size):
 
 def random_blur(images, seed, p=0.5, sigma_range=(0.1, 2.0)):
   """Gaussian blur with probability ``p`` per image (SimCLR Appendix A)."""
-  s_apply, s_sigma = _seeds(seed, 2)
-  batch = tf.shape(images)[0]
-  sigma = _uniform(s_sigma, [batch], *sigma_range)
-  size = blur_kernel_size(images.shape[1])
-  blurred = gaussian_blur(images, sigma, size)
-  return tf.where(_bcast(_uniform(s_apply, [batch]) < p), blurred, images)
+  u = _uniform(seed, [2, tf.shape(images)[0]])
+  sigma = sigma_range[0] + (sigma_range[1] - sigma_range[0]) * u[1]
+  blurred = gaussian_blur(images, sigma, blur_kernel_size(images.shape[1]))
+  return tf.where(_bcast(u[0] < p), blurred, images)

@@ -94,6 +94,9 @@ class FolderSource(sources.Source):
   def _files(self, name):
     """``(path, label)`` in canonical (class round-robin) order."""
     present = [i for i, n in enumerate(self._class_counts(name)) if n]
+    if not present:
+      return tf.data.Dataset.from_tensor_slices(
+          (tf.constant([], tf.string), tf.constant([], tf.int32)))
     patterns = [[os.path.join(self._root, name, self.class_names[i], '*.' + e)
                  for e in EXTENSIONS] for i in present]
     classes = tf.data.Dataset.from_tensor_slices(

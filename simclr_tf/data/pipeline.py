@@ -15,11 +15,13 @@ images float32 in [0, 1], NHWC; SimCLR Sec. 2.1 and Appendix A):
 
 Training datasets (pretrain, finetune) shuffle files and examples (buffer
 50 x b when S <= 32, else 10 x b), repeat forever and drop remainders.
-When the source has a fixed image shape, augmentation runs after batching on
-whole batches (XLA-compiled, each example with its own random parameters);
-otherwise each image is cropped and resized before batching and colour and
-blur run on the batch. ``cache=True`` caches the decoded uint8 examples
-before shuffling and augmentation.
+When the source has a fixed image shape of at most ``BATCH_CROP_MAX_SIDE``
+pixels, augmentation runs after batching on whole batches (XLA-compiled,
+each example with its own random parameters); otherwise each image is
+cropped and resized before batching and colour and blur run on the batch.
+Both routes draw from the same distributions (tests compare them).
+``cache=True`` caches the decoded uint8 examples before shuffling and
+augmentation.
 
 Randomness: with ``seed`` (int) the dataset is reproducible (shuffles and
 augmentation are driven by stateless ops fed from ``tf.data.Dataset.random``);
@@ -28,6 +30,7 @@ each input pipeline derives its own streams from (seed, pipeline id). With
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Optional
 
@@ -39,6 +42,9 @@ from simclr_tf.data import augment
 from simclr_tf.data import sources
 
 MODES = ('pretrain', 'finetune', 'eval')
+# Fixed-size images up to this side are cropped on whole batches (resampling
+# matrices, cost ~ side^2 per output row); larger ones image by image.
+BATCH_CROP_MAX_SIDE = 64
 
 
 def eval_steps(num_examples: int, global_batch_size: int) -> int:
@@ -92,17 +98,26 @@ def make_dataset(source: sources.Source, split: str, *, mode: str,
     image_size: output side S.
     augment_cfg: ``AugmentConfig``; default ``AugmentConfig()``.
     seed: int for a reproducible pipeline, None for a random one.
-    cache: cache decoded uint8 examples in memory (``DataConfig.cache_dataset``).
+    cache: cache decoded uint8 examples in memory
+      (``DataConfig.cache_dataset``).
     input_context: ``tf.distribute.InputContext``: read this pipeline's shard;
       eval pads to ``num_replicas_in_sync / num_input_pipelines`` replicas'
       share of the global batches. None: the whole split, one replica.
-    jit_compile: XLA-compile batch augmentation (about 5x faster on CPU).
+    jit_compile: XLA-compile batch augmentation: about 3-5x faster on CPU
+      for a one-off compile of ~4 s per process and setting.
   """
   _check_args(mode, batch_size, image_size)
   cfg = augment_cfg or config_lib.AugmentConfig()
   if mode == 'eval':
     return _eval_dataset(source, split, batch_size, image_size, cfg, cache,
                          input_context)
+  return _train_dataset(source, split, mode, batch_size, image_size, cfg,
+                        seed, cache, input_context, jit_compile)
+
+
+def _train_dataset(source, split, mode, batch_size, image_size, cfg, seed,
+                   cache, input_context, jit_compile):
+  """Shuffled, repeated, augmented batches (module docstring)."""
   _, pipeline_id = sources.shard_of(input_context)
   seeds = [_derive_seed(seed, pipeline_id, k) for k in range(4)]
   ds = source.dataset(split, input_context, shuffle_files=True,
@@ -112,13 +127,12 @@ def make_dataset(source: sources.Source, split: str, *, mode: str,
   multiplier = 50 if image_size <= 32 else 10
   ds = ds.shuffle(batch_size * multiplier, seed=seeds[1]).repeat()
   views = 2 if mode == 'pretrain' else 1
-  distort = tf.function(
-      lambda x, s: _distort_views(x, s, cfg, image_size, views,
-                                  color=mode == 'pretrain',
-                                  blur=mode == 'pretrain' and cfg.use_blur,
-                                  crop=source.image_shape is not None),
-      jit_compile=jit_compile, autograph=False)
-  if source.image_shape is None:  # Sizes differ: crop each image first.
+  batch_crop = (source.image_shape is not None
+                and max(source.image_shape[:2]) <= BATCH_CROP_MAX_SIDE)
+  distort = _distort_fn(cfg, image_size, views, color=mode == 'pretrain',
+                        blur=mode == 'pretrain' and cfg.use_blur,
+                        crop=batch_crop, jit_compile=jit_compile)
+  if not batch_crop:  # Large or varying sizes: crop each image first.
     ds = tf.data.Dataset.zip(ds, _seed_stream(seeds[2])).map(
         lambda xy, s: (_crop_views(xy[0], s, cfg, image_size, views), xy[1]),
         num_parallel_calls=tf.data.AUTOTUNE)
@@ -132,9 +146,20 @@ def make_dataset(source: sources.Source, split: str, *, mode: str,
 def _crop_views(image, seed, cfg, image_size, views):
   """Per-image random resized crops: uint8 ``[H, W, 3]`` -> ``views`` float
   ``[S, S, 3]`` (each with its own box and flip)."""
+  seeds = tf.random.experimental.stateless_split(seed, views, 'philox')
   return tuple(
       augment.random_resized_crop(image, s, image_size, cfg.crop_area_min)
-      for s in tf.unstack(tf.random.experimental.stateless_split(seed, views)))
+      for s in tf.unstack(seeds))
+
+
+@functools.lru_cache(maxsize=None)
+def _distort_fn(cfg, image_size, views, color, blur, crop, jit_compile):
+  """One ``tf.function`` per setting, so pipelines rebuilt in a process
+  (train, then eval, then train again) reuse its XLA compilation."""
+  return tf.function(
+      lambda x, s: _distort_views(x, s, cfg, image_size, views, color, blur,
+                                  crop),
+      jit_compile=jit_compile, autograph=False)
 
 
 def _distort_views(images, seed, cfg, image_size, views, color, blur, crop):
@@ -149,7 +174,7 @@ def _distort_views(images, seed, cfg, image_size, views, color, blur, crop):
       batch), else a tuple of ``views`` already cropped float batches.
   """
   s_crop, s_color, s_blur = tf.unstack(
-      tf.random.experimental.stateless_split(seed, 3))
+      tf.random.experimental.stateless_split(seed, 3, 'philox'))
   if crop:
     x = augment.to_float(tf.concat([images] * views, axis=0))
     x = augment.random_resized_crop_batch(x, s_crop, image_size,
