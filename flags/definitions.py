@@ -170,6 +170,8 @@ OUR_SPECS = (
      'CIFAR stem (3x3 conv, no max-pool); auto: iff --image_size <= 32.',
      ('auto', 'true', 'false')),
     ('bool', 'jit', False, 'Compile the training step with XLA.'),
+    ('float', 'crop_area_min', 0.08,
+     'Smallest area fraction of a random resized crop (paper: 0.08).'),
     ('int', 'cpu_devices', 0,
      'Split the CPU into this many logical devices (0: leave as is); with '
      '--strategy=mirrored each is a replica (tests, CPU-only rehearsal).'),

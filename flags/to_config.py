@@ -21,7 +21,7 @@ SECTION_FLAGS = {
         'dataset', 'data_dir', 'train_split', 'eval_split', 'cache_dataset',
         'skip_corrupt_images')),
     'augment': (cfg_lib.AugmentConfig, (
-        'color_jitter_strength', 'use_blur')),
+        'color_jitter_strength', 'use_blur', 'crop_area_min')),
     'model': (cfg_lib.ModelConfig, (
         'resnet_depth', 'width_multiplier', 'image_size', 'cifar_stem',
         'sk_ratio', 'se_ratio', 'batch_norm_decay', 'global_bn',

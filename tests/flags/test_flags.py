@@ -37,7 +37,7 @@ OUR_TYPES = {
     'train_summary_steps': 'int', 'strategy': 'string enum', 'seed': 'int',
     'freeze_encoder': 'bool', 'steps_per_loop': 'int',
     'log_every_steps': 'int', 'export_every_checkpoint': 'bool',
-    'skip_corrupt_images': 'bool', 'cifar_stem': 'string enum', 'jit': 'bool', 'cpu_devices': 'int',
+    'skip_corrupt_images': 'bool', 'cifar_stem': 'string enum', 'jit': 'bool', 'cpu_devices': 'int', 'crop_area_min': 'float',
     'mixed_precision': 'string enum', 'deterministic': 'bool',
     'eval_watch': 'bool', 'eval_timeout_secs': 'int',
 }
