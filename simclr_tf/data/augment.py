@@ -25,6 +25,8 @@ import math
 
 import tensorflow as tf
 
+from simclr_tf.data import random_ops
+
 # Colour ops live in color.py; re-exported so augment.py is the one API.
 from simclr_tf.data.color import (  # noqa: F401
     GRAY_WEIGHTS, JITTER_OPS, adjust_brightness, adjust_contrast,
@@ -35,26 +37,6 @@ ASPECT_RATIO_RANGE = (3 / 4, 4 / 3)
 MAX_CROP_ATTEMPTS = 100
 
 
-# The same seed must give the same augmentation with and without XLA. Philox
-# bits agree on both, but their float conversions differ, so we convert.
-_ALG = 'philox'
-
-
-def _seeds(seed, n):
-  return tf.unstack(tf.random.experimental.stateless_split(seed, n, _ALG))
-
-
-def _uniform(seed, shape, minval=0.0, maxval=1.0):
-  """Stateless uniform float32 in [minval, maxval) from 24 random bits."""
-  bits = tf.random.stateless_uniform(shape, seed, minval=None, maxval=None,
-                                     dtype=tf.uint32, alg=_ALG)
-  unit = tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) * 2.0 ** -24
-  return minval + (maxval - minval) * unit
-
-
-def _bcast(v):
-  """``[B]`` -> ``[B, 1, 1, 1]`` to scale images."""
-  return tf.reshape(v, [-1, 1, 1, 1])
 
 
 def to_float(images):
@@ -83,7 +65,7 @@ def sample_crop_boxes(seed, batch_size, height, width, area_range=(0.08, 1.0),
   """
   h_img, w_img = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
   # One draw for all attempts: cheap to run and to compile with XLA.
-  u = _uniform(seed, [2 * max_attempts + 2, batch_size])
+  u = random_ops.uniform(seed, [2 * max_attempts + 2, batch_size])
   lo, hi = area_range
   area = (lo + (hi - lo) * u[:max_attempts]) * h_img * w_img  # [A, B]
   log_lo, log_hi = (math.log(r) for r in aspect_ratio_range)
@@ -164,11 +146,11 @@ def random_resized_crop_batch(images, seed, out_size, area_min=0.08,
     images: float32 ``[B, H, W, C]`` (static H, W). Returns ``[B, S, S, C]``
       clipped to [0, 1].
   """
-  s_box, s_flip = _seeds(seed, 2)
+  s_box, s_flip = random_ops.split_seeds(seed, 2)
   batch = tf.shape(images)[0]
   boxes = sample_crop_boxes(s_box, batch, images.shape[1], images.shape[2],
                             (area_min, 1.0))
-  flips = _uniform(s_flip, [batch]) < 0.5 if flip else None
+  flips = random_ops.uniform(s_flip, [batch]) < 0.5 if flip else None
   # Bicubic overshoots; clip so every op maps [0, 1] to [0, 1].
   return tf.clip_by_value(crop_and_resize(images, boxes, out_size, flips),
                           0.0, 1.0)
@@ -183,7 +165,7 @@ def random_resized_crop(image, seed, out_size, area_min=0.08, flip=True):
     image: uint8 or float ``[H, W, C]``. Returns float32 ``[S, S, C]``
       clipped to [0, 1].
   """
-  s_box, s_flip = _seeds(seed, 2)
+  s_box, s_flip = random_ops.split_seeds(seed, 2)
   shape = tf.shape(image)
   box = sample_crop_boxes(s_box, 1, shape[0], shape[1], (area_min, 1.0))[0]
   crop = image[box[0]:box[0] + box[2], box[1]:box[1] + box[3]]
@@ -191,7 +173,7 @@ def random_resized_crop(image, seed, out_size, area_min=0.08, flip=True):
     crop = to_float(crop)
   out = tf.image.resize(crop, [out_size, out_size], method='bicubic')
   if flip:
-    out = tf.where(_uniform(s_flip, [1])[0] < 0.5, out[:, ::-1], out)
+    out = tf.where(random_ops.uniform(s_flip, [1])[0] < 0.5, out[:, ::-1], out)
   return tf.clip_by_value(out, 0.0, 1.0)
 
 
@@ -258,7 +240,7 @@ def gaussian_blur(images, sigma, kernel_size):
 
 def random_blur(images, seed, p=0.5, sigma_range=(0.1, 2.0)):
   """Gaussian blur with probability ``p`` per image (SimCLR Appendix A)."""
-  u = _uniform(seed, [2, tf.shape(images)[0]])
+  u = random_ops.uniform(seed, [2, tf.shape(images)[0]])
   sigma = sigma_range[0] + (sigma_range[1] - sigma_range[0]) * u[1]
   blurred = gaussian_blur(images, sigma, blur_kernel_size(images.shape[1]))
-  return tf.where(_bcast(u[0] < p), blurred, images)
+  return tf.where(random_ops.per_image(u[0] < p), blurred, images)

@@ -10,41 +10,23 @@ import itertools
 
 import tensorflow as tf
 
+from simclr_tf.data import random_ops
+
 GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)  # As tf.image.rgb_to_grayscale.
 
 
-# The same seed must give the same augmentation with and without XLA. Philox
-# bits agree on both, but their float conversions differ, so we convert.
-_ALG = 'philox'
-
-
-def _seeds(seed, n):
-  return tf.unstack(tf.random.experimental.stateless_split(seed, n, _ALG))
-
-
-def _uniform(seed, shape, minval=0.0, maxval=1.0):
-  """Stateless uniform float32 in [minval, maxval) from 24 random bits."""
-  bits = tf.random.stateless_uniform(shape, seed, minval=None, maxval=None,
-                                     dtype=tf.uint32, alg=_ALG)
-  unit = tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) * 2.0 ** -24
-  return minval + (maxval - minval) * unit
-
-
-def _bcast(v):
-  """``[B]`` -> ``[B, 1, 1, 1]`` to scale images."""
-  return tf.reshape(v, [-1, 1, 1, 1])
 
 
 def adjust_brightness(images, factor):
   """Multiplies each image ``[B, H, W, C]`` by its ``factor[b]`` (SimCLRv2)."""
-  return images * _bcast(factor)
+  return images * random_ops.per_image(factor)
 
 
 def adjust_contrast(images, factor):
   """``(x - mean) * factor + mean`` per image and channel, as
   ``tf.image.adjust_contrast``; ``factor`` ``[B]``."""
   mean = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
-  return (images - mean) * _bcast(factor) + mean
+  return (images - mean) * random_ops.per_image(factor) + mean
 
 
 def _sat_hue_planes(r, g, b, saturation, hue):
@@ -131,7 +113,8 @@ def jitter_params(seed, batch_size, strength, p=0.8):
       images not jittered (probability 1 - p).
     order_index: int32 ``[B]``: row of ``ORDERS`` (uniform over the 24).
   """
-  u = _uniform(seed, [6, batch_size])  # One draw: cheap to run and compile.
+  # One draw: cheap to run and compile.
+  u = random_ops.uniform(seed, [6, batch_size])
   lo, hi = max(0.0, 1.0 - 0.8 * strength), 1.0 + 0.8 * strength
   max_hue = min(0.2 * strength, 0.5)
   apply = u[0] < p
@@ -195,8 +178,8 @@ def to_grayscale(images):
 
 def random_grayscale(images, seed, p=0.2):
   """Grayscale with probability ``p`` per image."""
-  apply = _uniform(seed, [tf.shape(images)[0]]) < p
-  return tf.where(_bcast(apply), to_grayscale(images), images)
+  apply = random_ops.uniform(seed, [tf.shape(images)[0]]) < p
+  return tf.where(random_ops.per_image(apply), to_grayscale(images), images)
 
 
 def color_distortion(images, seed, strength):
@@ -205,10 +188,10 @@ def color_distortion(images, seed, strength):
   Same result as ``random_grayscale(color_jitter(images, s1, strength), s2)``
   with ``s1, s2`` split from ``seed``; computed on RGB planes.
   """
-  s_jitter, s_gray = _seeds(seed, 2)
+  s_jitter, s_gray = random_ops.split_seeds(seed, 2)
   batch = tf.shape(images)[0]
   factors, order_index = jitter_params(s_jitter, batch, strength)
   r, g, b = _jitter_planes(tf.unstack(images, axis=-1), factors, order_index)
   gray = GRAY_WEIGHTS[0] * r + GRAY_WEIGHTS[1] * g + GRAY_WEIGHTS[2] * b
-  apply = tf.reshape(_uniform(s_gray, [batch]) < 0.2, [-1, 1, 1])
+  apply = tf.reshape(random_ops.uniform(s_gray, [batch]) < 0.2, [-1, 1, 1])
   return tf.stack([tf.where(apply, gray, x) for x in (r, g, b)], axis=-1)
