@@ -14,6 +14,7 @@ import tempfile
 
 import tensorflow as tf
 from absl import logging
+from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 CHECKPOINT_NAME = 'ckpt'
 
@@ -71,63 +72,69 @@ def latest(model_dir: str):
   return tf.train.latest_checkpoint(model_dir) if model_dir else None
 
 
-def check_compatible(path: str, model) -> None:
-  """Raises CheckpointError naming the first encoder/head variable whose
-  shape differs from (or is missing in) the checkpoint at ``path``."""
-  stored = dict(tf.train.list_variables(path))
-  for part in ('encoder', 'projection_head'):
-    for v in getattr(model, part).variables:
-      key = _key_for(v, model, part)
-      if key is None:
-        continue
-      if key not in stored:
-        raise CheckpointError(
-            f'checkpoint {path!r} does not fit this model: variable '
-            f'{v.path} ({key}) is missing; it was written for another '
-            'architecture (check --resnet_depth, --width_multiplier, '
-            '--sk_ratio, --se_ratio, --proj_head_mode, --num_proj_layers).')
-      if tuple(stored[key]) != tuple(v.shape):
-        raise CheckpointError(
-            f'checkpoint {path!r} does not fit this model: variable '
-            f'{v.path} has shape {tuple(v.shape)} here but '
-            f'{tuple(stored[key])} in the checkpoint (another '
-            'architecture: check --resnet_depth, --width_multiplier, '
-            '--sk_ratio, --se_ratio, --proj_out_dim).')
+def _stored_variables(prefix: str) -> dict:
+  """Object path (``model/encoder/...``) -> stored shape, for every path.
+
+  A variable is stored once, under the first path the saver found (often
+  through the optimizer), so keys alone do not tell which model variable
+  it is; the checkpoint's object graph does.
+  """
+  reader = tf.train.load_checkpoint(prefix)
+  graph = trackable_object_graph_pb2.TrackableObjectGraph()
+  graph.ParseFromString(reader.get_tensor('_CHECKPOINTABLE_OBJECT_GRAPH'))
+  shapes = reader.get_variable_to_shape_map()
+  found, frontier, seen = {}, [(0, '')], set()
+  while frontier:
+    node_id, path = frontier.pop()
+    node = graph.nodes[node_id]
+    for attr in node.attributes:
+      if attr.name == 'VARIABLE_VALUE' and attr.checkpoint_key in shapes:
+        found[path] = tuple(shapes[attr.checkpoint_key])
+    if node_id in seen:
+      continue
+    seen.add(node_id)
+    for child in node.children:
+      frontier.append((child.node_id, f'{path}/{child.local_name}'
+                       if path else child.local_name))
+  return found
 
 
-_KEY_CACHE = {}
-
-
-def _key_for(variable, model, part):
-  """The checkpoint key of ``variable`` when saved as model/<part>/..."""
-  cache = _KEY_CACHE.get(id(model))
-  if cache is None:
-    cache = {}
-    ckpt = tf.train.Checkpoint(model=model)
-    for name, value in _object_paths(ckpt):
-      cache[id(value)] = name
-    _KEY_CACHE[id(model)] = cache
-  return cache.get(id(variable))
-
-
-def _object_paths(root):
-  """(checkpoint key, variable) for every variable reachable from ``root``."""
-  graph = tf.train.TrackableView(root)
-  out = []
-  frontier = [('', root)]
-  seen = set()
+def _model_paths(model) -> dict:
+  """id(variable) -> object path when saved as ``Checkpoint(model=model)``."""
+  ids = {id(v) for v in model.variables}
+  paths, frontier, seen = {}, [('', tf.train.Checkpoint(model=model))], set()
   while frontier:
     prefix, obj = frontier.pop()
     if id(obj) in seen:
       continue
     seen.add(id(obj))
-    for name, child in graph.children(obj).items():
-      path = f'{prefix}{name}'
-      if isinstance(child, tf.Variable):
-        out.append((f'{path}/.ATTRIBUTES/VARIABLE_VALUE', child))
+    for name, child in tf.train.TrackableView(obj).children(obj).items():
+      if id(child) in ids:
+        paths.setdefault(id(child), prefix + name)
       else:
-        frontier.append((f'{path}/', child))
-  return out
+        frontier.append((f'{prefix}{name}/', child))
+  return paths
+
+
+def check_compatible(path: str, model) -> None:
+  """Raises CheckpointError naming the first encoder/head variable whose
+  shape differs from (or is missing in) the checkpoint at ``path``."""
+  stored, paths = _stored_variables(path), _model_paths(model)
+  for part in ('encoder', 'projection_head'):
+    for v in getattr(model, part).variables:
+      key = paths.get(id(v))
+      if key not in stored:
+        raise CheckpointError(
+            f'checkpoint {path!r} does not fit this model: variable '
+            f'{v.path} is missing there; it was written for another '
+            'architecture (check --resnet_depth, --width_multiplier, '
+            '--sk_ratio, --se_ratio, --proj_head_mode, --num_proj_layers).')
+      if stored[key] != tuple(v.shape):
+        raise CheckpointError(
+            f'checkpoint {path!r} does not fit this model: variable '
+            f'{v.path} has shape {tuple(v.shape)} here but {stored[key]} '
+            'in the checkpoint (another architecture: check --resnet_depth, '
+            '--width_multiplier, --sk_ratio, --se_ratio, --proj_out_dim).')
 
 
 def warm_start(model, path: str, *, zero_init_logits: bool = False) -> str:
@@ -154,9 +161,6 @@ def warm_start(model, path: str, *, zero_init_logits: bool = False) -> str:
 
 
 def _head_fits(prefix, model) -> bool:
-  stored = dict(tf.train.list_variables(prefix))
-  for v in model.supervised_head.variables:
-    key = _key_for(v, model, 'supervised_head')
-    if key not in stored or tuple(stored[key]) != tuple(v.shape):
-      return False
-  return True
+  stored, paths = _stored_variables(prefix), _model_paths(model)
+  return all(stored.get(paths.get(id(v))) == tuple(v.shape)
+             for v in model.supervised_head.variables)

@@ -25,7 +25,7 @@ def _tpu_strategy(cfg: RuntimeConfig):
         tpu=name, zone=cfg.tpu_zone, project=cfg.gcp_project)
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
-  except (ValueError, RuntimeError, tf.errors.OpError) as e:
+  except (ValueError, RuntimeError, OSError, tf.errors.OpError) as e:
     raise StrategyError(
         f'--strategy=tpu: no TPU reachable (tpu_name={name!r}, '
         f'zone={cfg.tpu_zone!r}, project={cfg.gcp_project!r}): '
@@ -98,5 +98,8 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
       strategy, tf.distribute.MultiWorkerMirroredStrategy):
     return True
   task_type, task_id = resolver.task_type, resolver.task_id
-  return task_type is None or (task_type in ('chief', 'worker') and
-                               task_id == 0)
+  if task_type is None:
+    return True
+  if 'chief' in resolver.cluster_spec().as_dict():
+    return task_type == 'chief'
+  return task_type == 'worker' and task_id == 0
