@@ -25,7 +25,11 @@ QUICK_JOB = {
     'width_multiplier': 0.25,
     'image_size': 32,
     'train_batch_size': 128,
-    'train_epochs': 8,
+    'train_epochs': 4,
+    # Gentler crops than the paper's 0.08 learn shape faster in a short run
+    # (width 0.25, 4 epochs: probe 27% vs 22% at 3 epochs with 0.08, w 0.125).
+    'crop_area_min': 0.25,
+    'steps_per_loop': 10,
     'learning_rate': 1.0,
     'learning_rate_scaling': 'linear',
     'warmup_epochs': 1.0,

@@ -115,12 +115,13 @@ def test_no_arguments_give_the_quick_job(fv):
   assert (cfg.model.resnet_depth, cfg.model.width_multiplier,
           cfg.model.image_size) == (18, 0.25, 32)
   assert cfg.model.uses_cifar_stem and cfg.model.cifar_stem is None
-  assert (cfg.train.train_batch_size, cfg.train.train_epochs) == (128, 8)
+  assert (cfg.train.train_batch_size, cfg.train.train_epochs) == (128, 4)
   assert (cfg.optim.optimizer, cfg.optim.learning_rate,
           cfg.optim.learning_rate_scaling) == ('lars', 1.0, 'linear')
   assert (cfg.optim.warmup_epochs, cfg.optim.weight_decay) == (1, 1e-4)
   assert (cfg.loss.temperature, cfg.augment.color_jitter_strength,
-          cfg.augment.use_blur) == (0.5, 0.5, False)
+          cfg.augment.use_blur, cfg.augment.crop_area_min) == (
+              0.5, 0.5, False, 0.25)
   assert (cfg.data.train_split, cfg.data.eval_split) == ('train', 'test')
   assert (cfg.mode, cfg.train.model_dir) == ('train_then_eval', 'runs/quick')
   assert (cfg.train.eval_batch_size, cfg.train.checkpoint_epochs) == (256, 1)
