@@ -64,10 +64,7 @@ def main(argv):
 
 def _export_fn():
   """The exporter (export/ is outside the library; run.py joins them)."""
-  try:
-    from export import saved_model
-  except ImportError:
-    return None
+  from export import saved_model
   return saved_model.export_model
 
 
