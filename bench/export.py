@@ -13,7 +13,6 @@ one JSON object. Usage::
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -24,6 +23,8 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 
 import tensorflow as tf  # noqa: E402
+
+import machine  # noqa: E402  (bench/machine.py)
 
 from export import export_model  # noqa: E402
 from simclr_tf.config import Config, ModelConfig  # noqa: E402
@@ -40,17 +41,6 @@ MODELS = {
 def _dir_bytes(path):
   return sum(os.path.getsize(os.path.join(d, f))
              for d, _, files in os.walk(path) for f in files)
-
-
-def _cpu_model():
-  try:
-    with open('/proc/cpuinfo') as f:
-      for line in f:
-        if line.startswith('model name'):
-          return line.split(':', 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or 'unknown'
 
 
 def bench_one(cfg: ModelConfig, repeats: int) -> dict:
@@ -93,7 +83,7 @@ def main():
   if unknown:
     parser.error(f'--models: unknown {unknown}; choose from {list(MODELS)}')
   result = {'benchmark': 'export', 'tf': tf.__version__,
-            'cpu': _cpu_model(), 'cores': os.cpu_count(),
+            'cpu': machine.cpu_model(), 'cores': os.cpu_count(),
             'onednn': os.environ['TF_ENABLE_ONEDNN_OPTS']}
   for name in names:
     result[name] = bench_one(MODELS[name], args.repeats)

@@ -11,7 +11,6 @@ JSON object. Usage::
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
@@ -21,23 +20,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 
 import tensorflow as tf  # noqa: E402
 
+import machine  # noqa: E402  (bench/machine.py)
+
 from simclr_tf import config  # noqa: E402
 from simclr_tf.data import pipeline  # noqa: E402
 from simclr_tf.data import sources  # noqa: E402
 
 DATA = os.path.normpath(os.path.join(os.path.dirname(__file__), '..', '..',
                                      'shared', 'data', 'cifar10'))
-
-
-def _cpu_model():
-  try:
-    with open('/proc/cpuinfo') as f:
-      for line in f:
-        if line.startswith('model name'):
-          return line.split(':', 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or 'unknown'
 
 
 def main():
@@ -82,7 +72,7 @@ def main():
       'steps': args.steps, 'warmup_steps': args.warmup,
       'startup_sec': round(startup, 1),
       'view_shape': list(batch['view1'].shape),
-      'nproc': os.cpu_count(), 'cpu_model': _cpu_model(),
+      'nproc': os.cpu_count(), 'cpu_model': machine.cpu_model(),
       'loadavg_1min_before': round(load_before, 2),
       'loadavg_1min_after': round(os.getloadavg()[0], 2),
       'tensorflow': tf.__version__,
