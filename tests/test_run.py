@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 TINY = ['--resnet_depth=18', '--width_multiplier=0.125', '--image_size=32',
         '--train_batch_size=8', '--eval_batch_size=8', '--proj_out_dim=16',
         '--log_every_steps=1', '--warmup_epochs=0', '--use_blur=false',
-        '--keep_hub_module_max=2']
+        '--keep_hub_module_max=2', '--steps_per_loop=1']
 
 
 @pytest.fixture(scope='module')
