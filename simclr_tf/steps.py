@@ -8,6 +8,7 @@ strategy and returns the replica-averaged metrics.
 """
 from __future__ import annotations
 
+import keras
 import tensorflow as tf
 
 from simclr_tf import losses
@@ -83,16 +84,22 @@ def make_train_loop(model, optimizer, strategy, cfg: Config, *,
 
   Each replica divides its loss by the number of replicas so that the
   gradients the optimizer sums across replicas equal the global-batch
-  gradient (the contract of ``losses.nt_xent``).
+  gradient (the contract of ``losses.nt_xent``). With a Keras
+  ``LossScaleOptimizer`` (float16) the loss is multiplied by its dynamic
+  scale before differentiation; the optimizer unscales the gradients and
+  skips steps whose gradients are not finite.
   """
   train_vars = trainable_variables(model, cfg)
   names = metric_names(cfg, model.supervised_head is not None)
   replicas = strategy.num_replicas_in_sync
+  scales_loss = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
   def replica_step(batch):
     with tf.GradientTape() as tape:
       loss, metrics = compute_losses(model, batch, cfg, train_vars)
       scaled = loss / replicas
+      if scales_loss:
+        scaled = optimizer.scale_loss(scaled)
     grads = tape.gradient(scaled, train_vars)
     optimizer.apply_gradients(zip(grads, train_vars))
     return metrics

@@ -21,18 +21,41 @@ from simclr_tf.config import OPTIMIZERS, OptimConfig
 from simclr_tf.optim.lars import DEFAULT_EXCLUDE, LARS, _variable_path
 
 
-def build_optimizer(cfg: OptimConfig, learning_rate):
+def build_optimizer(cfg: OptimConfig, learning_rate, *,
+                    loss_scale: bool = False):
   """Optimizer for ``cfg.optimizer``.
 
   Args:
     cfg: ``OptimConfig``.
     learning_rate: float or ``LearningRateSchedule`` (e.g. ``WarmupCosine``).
+    loss_scale: wrap it in Keras' dynamic ``LossScaleOptimizer`` (float16
+      mixed precision: small gradients would underflow in float16). A step
+      whose gradients are not finite is skipped and the scale halved.
 
   Returns:
     ``LARS`` (coupled decay, exclusions ``DEFAULT_EXCLUDE``), ``SGD``
     (momentum, Nesterov, as the release), ``Adam``, ``AdamW`` (decoupled
-    ``cfg.weight_decay``) or ``Lamb`` (Keras 3 built-in).
+    ``cfg.weight_decay``) or ``Lamb`` (Keras 3 built-in); wrapped when
+    ``loss_scale`` (``unwrap`` gives the inner one back).
   """
+  optimizer = _build(cfg, learning_rate)
+  if loss_scale:
+    return keras.optimizers.LossScaleOptimizer(optimizer)
+  return optimizer
+
+
+def unwrap(optimizer):
+  """The optimizer that owns the slots and the step counter.
+
+  Checkpoints hold this one, so their layout is the same with and without
+  loss scaling (the scale itself starts afresh after a restore).
+  """
+  if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+    return optimizer.inner_optimizer
+  return optimizer
+
+
+def _build(cfg: OptimConfig, learning_rate):
   if isinstance(learning_rate, int) and not isinstance(learning_rate, bool):
     learning_rate = float(learning_rate)
   name = cfg.optimizer
