@@ -16,7 +16,6 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from absl import app  # noqa: E402
 from absl import flags as absl_flags  # noqa: E402
-from absl import logging  # noqa: E402
 
 import flags as simclr_flags  # noqa: E402
 from simclr_tf.config import ConfigError  # noqa: E402
@@ -43,14 +42,19 @@ def _setup_runtime(cfg):
         f'mixed_{cfg.runtime.mixed_precision}')
 
 
-def main(argv):
+def main(argv, flag_values=FLAGS):
+  """Runs the job the parsed ``flag_values`` describe; returns the exit code.
+
+  A user error prints one ``error: ...`` line: exit 2 for flags and paths
+  (checked before TensorFlow is imported), 1 for what needs the dataset,
+  the strategy or a checkpoint (checked before --model_dir is written).
+  """
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   try:
-    cfg = simclr_flags.config_from_flags(FLAGS)
+    cfg = simclr_flags.config_from_flags(flag_values)
     simclr_flags.preflight(cfg)
   except ConfigError as e:
-    logging.error('%s', e)
     print(f'error: {e}', file=sys.stderr)
     return 2
   from simclr_tf import jobs  # heavy imports only after validation

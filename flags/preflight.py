@@ -121,7 +121,9 @@ def _check_needs_checkpoint(config):
                       'training --model_dir, or add --eval_watch to wait.')
   if mode in ('train', 'train_then_eval') and t.train_mode == 'finetune':
     raise ConfigError(f'--train_mode=finetune needs --checkpoint=PATH (a '
-                      f'pretrained model) because {where} to resume.')
+                      f'pretrained model) because {where} to resume: pass '
+                      'the --model_dir of a pretraining run, one of its '
+                      'ckpt-N prefixes or its saved_model/<step> export.')
 
 
 def _check_data(data):

@@ -15,10 +15,15 @@ from absl import logging
 
 from simclr_tf import checkpoints, data, distribute, evaluate, train
 from simclr_tf.config import Config, ConfigError
+from simclr_tf.data import folder
 
 USER_ERRORS = (ConfigError, checkpoints.CheckpointError,
                distribute.StrategyError, train.TrainingError, ValueError,
                FileNotFoundError)
+
+
+class DataError(ValueError):
+  """An input file turned out unreadable while the run was reading it."""
 
 
 def with_dataset_facts(cfg: Config, source) -> Config:
@@ -27,11 +32,80 @@ def with_dataset_facts(cfg: Config, source) -> Config:
   return dataclasses.replace(cfg, model=model)
 
 
+def _get_source(data_cfg):
+  try:
+    return data.get_source(data_cfg)
+  except ValueError as e:
+    raise ConfigError(f'--dataset={data_cfg.dataset}: {e}') from None
+
+
+def _inputs_read(cfg: Config) -> list:
+  """``(split flag, its batch flag or None)`` for every split the run reads."""
+  evaluates = (cfg.train.train_mode == 'finetune' or
+               cfg.train.lineareval_while_pretraining)
+  train_in = ('train_split', 'train_batch_size')
+  eval_in = ('eval_split', 'eval_batch_size')
+  return {
+      'train': [train_in],
+      'train_then_eval': [train_in] + ([eval_in] if evaluates else []),
+      # --eval_watch sizes the training run from the train split.
+      'eval': (([eval_in] if evaluates else []) +
+               ([('train_split', None)] if cfg.train.eval_watch else [])),
+      'export': [],
+  }[cfg.mode]
+
+
+def check_inputs(cfg: Config, strategy, source) -> None:
+  """Every split the run reads exists and has examples (image folders:
+  every file has an image header), and every batch it uses splits evenly
+  over the replicas. Called before anything is written.
+
+  Raises:
+    ConfigError: naming the flag, its value and what would be right.
+  """
+  for split_flag, batch_flag in _inputs_read(cfg):
+    split = getattr(cfg.data, split_flag)
+    try:
+      source.check_split(split)
+    except ValueError as e:
+      raise ConfigError(f'--{split_flag}={split}: {e}') from None
+    if batch_flag:
+      _check_batch(batch_flag, getattr(cfg.train, batch_flag), strategy,
+                   cfg.runtime.strategy)
+
+
+def _check_batch(flag, batch, strategy, strategy_flag):
+  replicas = strategy.num_replicas_in_sync
+  if batch % replicas:
+    lower = batch // replicas * replicas
+    hint = f'{lower} or {lower + replicas}' if lower else f'{replicas}'
+    raise ConfigError(
+        f'--{flag}={batch} is invalid: the global batch must be a multiple '
+        f'of the {replicas} replicas of {type(strategy).__name__} '
+        f'(--strategy={strategy_flag}), e.g. {hint}.')
+
+
 def run(cfg: Config, export_fn=None) -> int:
-  """Runs ``cfg.mode``; returns a process exit code."""
+  """Runs ``cfg.mode``; returns a process exit code.
+
+  Every check that needs the dataset, the strategy or the model (splits,
+  batch sizes, checkpoint architecture) runs before ``model_dir`` is
+  created or written.
+  """
+  try:
+    return _run(cfg, export_fn)
+  except tf.errors.OpError as e:
+    message = folder.corrupt_file_message(e)
+    if message is None:
+      raise
+    raise DataError(message) from None
+
+
+def _run(cfg, export_fn):
   strategy = distribute.build_strategy(cfg.runtime)
-  source = data.get_source(cfg.data)
+  source = _get_source(cfg.data)
   cfg = with_dataset_facts(cfg, source)
+  check_inputs(cfg, strategy, source)
   chief = distribute.is_chief(strategy)
   logging.info('Mode %s, %s, %d replica(s).', cfg.mode,
                type(strategy).__name__, strategy.num_replicas_in_sync)
@@ -40,21 +114,32 @@ def run(cfg: Config, export_fn=None) -> int:
   if cfg.mode == 'eval':
     _eval_checkpoints(cfg, strategy, source, chief)
     return 0
-  if chief:
-    tf.io.gfile.makedirs(cfg.train.model_dir)
-    train.write_json(os.path.join(cfg.train.model_dir, 'config.json'),
-                     cfg.to_dict())
   on_ckpt = None
   if export_fn is not None and cfg.train.export_every_checkpoint:
     on_ckpt = lambda t, step: _export(export_fn, t.model, cfg, step, chief)  # noqa: E731,E501
   trainer = train.Trainer(cfg, strategy, source, chief=chief,
-                          on_checkpoint=on_ckpt)
+                          on_checkpoint=on_ckpt)  # writes nothing yet
+  _check_start(cfg, trainer.model)
+  if chief:
+    tf.io.gfile.makedirs(cfg.train.model_dir)
+    train.write_json(os.path.join(cfg.train.model_dir, 'config.json'),
+                     cfg.to_dict())
   step = trainer.train()
   if export_fn is not None and not cfg.train.export_every_checkpoint:
     _export(export_fn, trainer.model, cfg, step, chief)
   if cfg.mode == 'train_then_eval':
     _eval_model(cfg, strategy, source, trainer.model, step, chief)
   return 0
+
+
+def _check_start(cfg, model):
+  """The checkpoint training resumes (model_dir) or warm-starts
+  (--checkpoint) from fits ``model``, before model_dir is written."""
+  path = checkpoints.latest(cfg.train.model_dir)
+  if path is None and cfg.train.checkpoint:
+    path = checkpoints.resolve(cfg.train.checkpoint)
+  if path is not None:
+    checkpoints.check_compatible(path, model)
 
 
 def _export(export_fn, model, cfg, step, chief):

@@ -58,6 +58,17 @@ class Source(abc.ABC):
       seed: int or None; with a seed the order is reproducible.
     """
 
+  def check_split(self, split: str) -> None:
+    """Raises ValueError if ``split`` does not exist or holds no example.
+
+    Cheap (no image is decoded); a run calls it for every split it will
+    read before it writes anything. Sources may check more (image folders
+    read each file's header).
+    """
+    if self.num_examples(split) == 0:
+      raise ValueError(f'split {split!r} of {self.name!r} has no examples; '
+                       'widen the slice or pick another split.')
+
   def shard_sizes(self, split: str, num_shards: int) -> list:
     """Examples in each of ``num_shards`` shards (round-robin by index)."""
     n = self.num_examples(split)
@@ -104,7 +115,7 @@ class ArraySource(Source):
     sl = splits_lib.parse_split(split)
     names = self._split_names()
     if sl.name not in names:
-      raise ValueError(f'Split {split!r} does not exist in dataset '
+      raise ValueError(f'split {split!r} does not exist in dataset '
                        f'{self.name!r}: available splits are {sorted(names)}.')
     return sl
 
@@ -192,15 +203,15 @@ def _tfds_builder(tfds, name, data_dir):
     close = difflib.get_close_matches(name, tfds.list_builders(), n=3)
     hint = f' Did you mean {close}?' if close else ''
     raise ValueError(
-        f'Unknown dataset {name!r}: it is not "builtin", "npz:PATH", '
-        f'"folder:PATH" or a TFDS dataset name ({type(e).__name__}).{hint} '
-        'Set DataConfig.dataset to one of those.') from None
+        f'unknown dataset {name!r}: it is not "builtin", "npz:PATH", '
+        f'"folder:PATH" or a TFDS dataset name ({type(e).__name__}).{hint}'
+        ) from None
   if not builder.is_prepared():
     raise ValueError(
         f'TFDS dataset {name!r} is not prepared in data_dir='
-        f'{builder.data_dir_root!r} and simclr_tf never downloads. Run '
-        f'`tfds build {name} --data_dir=DIR` where there is network and set '
-        'DataConfig.data_dir=DIR, or use dataset="npz:PATH", '
+        f'{str(builder.data_dir_root)!r} and simclr_tf never downloads. Run '
+        f'`tfds build {name} --data_dir=DIR` where there is network and '
+        'pass --data_dir=DIR (DataConfig.data_dir), or use "npz:PATH", '
         '"folder:PATH" or "builtin".')
   return builder
 
@@ -224,6 +235,6 @@ def get_source(data_cfg) -> Source:
     return folder.FolderSource(name[len('folder:'):],
                                skip_corrupt=data_cfg.skip_corrupt_images)
   if ':' in name.split('/')[0]:
-    raise ValueError(f'Dataset {name!r} has an unknown prefix: use '
+    raise ValueError(f'dataset {name!r} has an unknown prefix: use '
                      '"npz:PATH", "folder:PATH", "builtin" or a TFDS name.')
   return TfdsSource(name, data_cfg.data_dir)

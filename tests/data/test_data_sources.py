@@ -220,7 +220,7 @@ def test_data_config_rejects_prefix_without_path():
 
 
 def test_unknown_dataset_name_lists_fixes():
-  with pytest.raises(ValueError, match=r"(?s)Unknown dataset 'cifar11'.*"
+  with pytest.raises(ValueError, match=r"(?s)unknown dataset 'cifar11'.*"
                      r"npz:PATH.*cifar10"):
     sources.get_source(DataConfig(dataset='cifar11'))
   with pytest.raises(ValueError, match='unknown prefix'):
