@@ -108,7 +108,12 @@ class FusedBatchNorm(keras.layers.Layer):
     if training and self.trainable:
       y, mean, var = tf.compat.v1.nn.fused_batch_norm(
           x, gamma, beta, epsilon=self.epsilon, is_training=True)
-      # The kernel returns the unbiased variance, as TF1/Keras 2 BN used.
+      # The kernel returns the Bessel-corrected variance; the moving average
+      # keeps the biased one, as Keras BN, its synchronized form and the
+      # original release's BN do, so that 1 replica and N replicas with
+      # global BN store the same statistics.
+      count = tf.cast(tf.size(x) // channels, var.dtype)
+      var = var * (count - 1.0) / tf.maximum(count, 1.0)
       decay = 1.0 - self.momentum
       self.moving_mean.assign_sub((self.moving_mean - mean) * decay)
       self.moving_variance.assign_sub((self.moving_variance - var) * decay)
