@@ -29,7 +29,7 @@ def _tpu_strategy(cfg: RuntimeConfig):
     raise StrategyError(
         f'--strategy=tpu: no TPU reachable (tpu_name={name!r}, '
         f'zone={cfg.tpu_zone!r}, project={cfg.gcp_project!r}): '
-        f'{type(e).__name__}: {str(e).splitlines()[0] if str(e) else e}. '
+        f'{type(e).__name__}: {_first_line(e)}. '
         'Name a TPU with --tpu_name (and --tpu_zone/--gcp_project), or use '
         '--strategy=auto to run on the local CPU/GPUs.') from e
   return tf.distribute.TPUStrategy(resolver)
@@ -62,6 +62,12 @@ def _mirrored_strategy():
   # Logical CPU devices (tests, or users who split a CPU) act as replicas.
   cpus = tf.config.list_logical_devices('CPU')
   return tf.distribute.MirroredStrategy([d.name for d in cpus])
+
+
+def _first_line(error) -> str:
+  """The first line of an error's message, without a closing period."""
+  text = str(error).splitlines()[0] if str(error) else type(error).__name__
+  return text.rstrip('.')
 
 
 def build_strategy(cfg: RuntimeConfig) -> tf.distribute.Strategy:
