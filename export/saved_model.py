@@ -4,8 +4,9 @@
 ``simclr_tf.jobs`` calls at the end of training, at every checkpoint
 (``--export_every_checkpoint``) and for ``--mode=export``. It
 
-1. writes the SavedModel into ``saved_model/.tmp-<step>-<pid>/`` (a name
-   that is never all digits, so TF Serving and ``list_versions`` skip it),
+1. writes the SavedModel into ``saved_model/.tmp-<step>-<host>-<pid>/`` (a
+   name that is never all digits, so TF Serving and ``list_versions`` skip
+   it),
 2. checks it is complete (``saved_model.pb`` and ``variables/``),
 3. renames it to ``saved_model/<step>/``. Re-exporting a step that exists
    replaces it: the old one is renamed aside, the new one renamed in, the
@@ -14,15 +15,21 @@
 4. deletes all but the ``keep_hub_module_max`` newest versions (0 = keep
    all); the version just written is always kept.
 
-An interrupted export leaves only a ``.tmp-*`` directory (deleted on
-exceptions; after a kill it stays and can be removed by hand). On object
-stores (``gs://``) renames are copies, so step 3 is not atomic there.
+An interrupted export leaves the previous versions complete and the newest
+of them newest. What it leaves behind is deleted on exceptions; after a kill
+the next export into the same root cleans it up: a ``.tmp-*`` directory is
+deleted, and a complete version moved aside to ``.old-<step>-*`` just before
+a kill is renamed back to ``<step>`` if that is missing (else deleted).
+Only leftovers of processes that ran on this host and are gone are touched;
+other hosts' stay. On object stores (``gs://``) renames are copies, so
+step 3 is not atomic there.
 """
 from __future__ import annotations
 
 import json
 import os
 import re
+import socket
 
 import tensorflow as tf
 
@@ -33,6 +40,8 @@ from simclr_tf.optim import weight_decay_loss
 EXPORT_SUBDIR = 'saved_model'
 METADATA_FILE = os.path.join('assets.extra', 'simclr_export.json')
 _VERSION = re.compile(r'^\d+$')
+# What write_version leaves when killed: .tmp-<step>-<host>-<pid>, .old-...
+_LEFTOVER = re.compile(r'^\.(tmp|old)-(\d+)-(.+)-(\d+)$')
 
 
 class ExportError(ValueError):
@@ -118,13 +127,51 @@ def _move_into_place(tmp: str, final: str, aside: str) -> None:
     tf.io.gfile.rename(tmp, final)
 
 
+def _is_dead(host: str, pid: int) -> bool:
+  """True if process ``pid`` of this host is gone (other hosts: unknown)."""
+  if host != socket.gethostname():
+    return False
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return True
+  except OSError:  # e.g. PermissionError: it exists, owned by another user.
+    return False
+  return False
+
+
+def clean_leftovers(root: str) -> list:
+  """Removes what killed exports left in ``root`` (module docstring);
+  returns the names it removed or renamed back."""
+  if not tf.io.gfile.isdir(root):
+    return []
+  cleaned = []
+  for name in sorted(n.rstrip('/') for n in tf.io.gfile.listdir(root)):
+    match = _LEFTOVER.match(name)
+    if not match or not _is_dead(match.group(3), int(match.group(4))):
+      continue
+    path, version = os.path.join(root, name), os.path.join(root,
+                                                           match.group(2))
+    if match.group(1) == 'old' and not tf.io.gfile.exists(version):
+      tf.io.gfile.rename(path, version)  # the version a kill left aside
+    else:
+      _rmtree(path)
+    cleaned.append(name)
+  return cleaned
+
+
 def write_version(module: ExportModule, root: str, step: int,
                   metadata=None) -> str:
-  """Writes ``root/<step>/`` via a temporary directory; returns its path."""
+  """Writes ``root/<step>/`` via a temporary directory; returns its path.
+
+  First cleans up what killed exports left in ``root``.
+  """
   tf.io.gfile.makedirs(root)
+  clean_leftovers(root)
   final = os.path.join(root, str(step))
-  tmp = os.path.join(root, f'.tmp-{step}-{os.getpid()}')
-  aside = os.path.join(root, f'.old-{step}-{os.getpid()}')
+  owner = f'{socket.gethostname()}-{os.getpid()}'
+  tmp = os.path.join(root, f'.tmp-{step}-{owner}')
+  aside = os.path.join(root, f'.old-{step}-{owner}')
   _rmtree(tmp)
   try:
     keys = write_saved_model(module, tmp)

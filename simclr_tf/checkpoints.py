@@ -36,8 +36,34 @@ def make_manager(model, optimizer, model_dir: str, max_to_keep: int, *,
                                     checkpoint_name=CHECKPOINT_NAME)
 
 
+def _saved_model_variables(path: str):
+  """``path/variables/variables`` if ``path`` holds SavedModel variables."""
+  prefix = os.path.join(path, 'variables', 'variables')
+  return prefix if tf.io.gfile.exists(prefix + '.index') else None
+
+
+def _newest_export(root: str):
+  """Variables of the newest ``root/<step>/`` SavedModel, or None.
+
+  Only all-digit names count (an export in progress, or one a kill
+  interrupted, is in a ``.tmp-*`` directory).
+  """
+  steps = sorted((int(n.rstrip('/')) for n in tf.io.gfile.listdir(root)
+                  if n.rstrip('/').isdigit()), reverse=True)
+  for step in steps:
+    prefix = _saved_model_variables(os.path.join(root, str(step)))
+    if prefix:
+      return prefix
+  return None
+
+
 def resolve(path: str) -> str:
-  """Checkpoint prefix for a prefix, a directory of checkpoints or a SavedModel.
+  """Checkpoint prefix for a prefix, a directory of checkpoints, an exported
+  SavedModel or a directory of exported versions (its newest complete one).
+
+  A directory of checkpoints resolves to the newest complete checkpoint:
+  ``tf.train.CheckpointManager`` names a checkpoint in its ``checkpoint``
+  file only after writing it, so one a crash interrupted is never picked.
 
   Raises:
     CheckpointError: nothing loadable at ``path``.
@@ -45,16 +71,15 @@ def resolve(path: str) -> str:
   if tf.io.gfile.exists(path + '.index'):
     return path
   if tf.io.gfile.isdir(path):
-    saved_vars = os.path.join(path, 'variables', 'variables')
-    if tf.io.gfile.exists(saved_vars + '.index'):
-      return saved_vars
-    latest = tf.train.latest_checkpoint(path)
-    if latest:
-      return latest
+    found = (_saved_model_variables(path) or tf.train.latest_checkpoint(path)
+             or _newest_export(path))
+    if found:
+      return found
   raise CheckpointError(
       f'--checkpoint={path!r}: no checkpoint there (expected a checkpoint '
-      'prefix with a .index file, a directory holding checkpoints, or an '
-      'exported SavedModel directory).')
+      'prefix with a .index file, a directory holding checkpoints, an '
+      'exported SavedModel directory or a directory of exported versions '
+      'such as MODEL_DIR/saved_model).')
 
 
 STEP_KEY = 'optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE'
@@ -68,7 +93,8 @@ def step_of(prefix: str) -> int:
 
 
 def latest(model_dir: str):
-  """Newest checkpoint prefix in ``model_dir``, or None."""
+  """Newest complete checkpoint prefix in ``model_dir``, or None (see
+  ``resolve``)."""
   return tf.train.latest_checkpoint(model_dir) if model_dir else None
 
 

@@ -6,6 +6,14 @@ and global step) or warm-starts the model from ``--checkpoint``, then runs
 ``steps_per_loop`` steps per ``tf.function`` call, saving a checkpoint
 every ``checkpoint_steps`` and at the end. Files are written only into
 ``model_dir`` and only by the chief.
+
+Crashes: a run killed at any point and rerun with the same command resumes
+from the newest complete checkpoint (``tf.train.CheckpointManager`` names
+it in its ``checkpoint`` file only after the checkpoint is written) and,
+with ``--seed`` and ``--deterministic``, ends with the same weights as an
+uninterrupted run: the input stream restarts at the resumed step (see
+``simclr_tf.data.pipeline``). A non-finite loss or weight stops training
+with ``TrainingError`` before anything of that state is saved.
 """
 from __future__ import annotations
 
@@ -21,7 +29,8 @@ from absl import logging
 from simclr_tf import checkpoints, data, steps
 from simclr_tf.config import Config
 from simclr_tf.models import build_model
-from simclr_tf.optim import WarmupCosine, build_optimizer, warmup_steps_for
+from simclr_tf.optim import (WarmupCosine, build_optimizer, unwrap,
+                             warmup_steps_for)
 
 
 class TrainingError(RuntimeError):
@@ -87,11 +96,13 @@ class Trainer:
           total_steps=self.plan.total_steps,
           warmup_steps=self.plan.warmup_steps,
           scaling=cfg.optim.learning_rate_scaling)
-      self.optimizer = build_optimizer(cfg.optim, schedule)
+      self.optimizer = build_optimizer(
+          cfg.optim, schedule,
+          loss_scale=cfg.runtime.mixed_precision == 'float16')
       self.optimizer.build(steps.trainable_variables(self.model, cfg))
     self.schedule = schedule
     self.manager = checkpoints.make_manager(
-        self.model, self.optimizer, cfg.train.model_dir,
+        self.model, unwrap(self.optimizer), cfg.train.model_dir,
         cfg.train.keep_checkpoint_max, chief=chief)
 
   @property
@@ -110,13 +121,16 @@ class Trainer:
                              zero_init_logits_layer)
     return self.global_step
 
-  def _dataset(self):
+  def _dataset(self, start_step):
+    """The training stream as an uninterrupted run has it at ``start_step``
+    (with a seed, a resumed run sees the batches it would have seen)."""
     t = self.cfg.train
     return data.build_dataset(
         self.strategy, self.source, self.cfg.data.train_split,
         mode=t.train_mode, global_batch_size=t.train_batch_size,
         image_size=self.cfg.model.image_size, augment_cfg=self.cfg.augment,
-        seed=t.seed, cache=self.cfg.data.cache_dataset)
+        seed=t.seed, cache=self.cfg.data.cache_dataset,
+        start_step=start_step)
 
   def train(self) -> int:
     """Runs to ``plan.total_steps``; returns the final global step."""
@@ -127,10 +141,10 @@ class Trainer:
       return step
     loop = steps.make_train_loop(self.model, self.optimizer, self.strategy,
                                  self.cfg, jit_compile=self.cfg.runtime.jit)
-    iterator = iter(self._dataset())
+    iterator = iter(self._dataset(step))
     writer = self._summary_writer('train')
     if step == 0:
-      self._write_view_grid(writer, iterator)
+      self._write_view_grid(writer)
     return self._run(loop, iterator, writer, step, total)
 
   def _run(self, loop, iterator, writer, step, total):
@@ -145,7 +159,7 @@ class Trainer:
       metrics = {k: float(v) for k, v in
                  loop(iterator, tf.constant(n, tf.int32)).items()}
       step = self.global_step
-      self._check_finite(metrics, step)
+      self._check_finite(metrics, step, n)
       elapsed = max(time.time() - start, 1e-9)
       rate = (step - start_step) * images_per_step / elapsed
       lr = float(self.schedule(step))
@@ -161,19 +175,48 @@ class Trainer:
     writer.flush()
     return step
 
-  def _check_finite(self, metrics, step):
+  def _check_finite(self, metrics, step, num_steps=1):
+    """Raises TrainingError naming the step(s) if a metric is NaN/Inf.
+
+    Runs before the checkpoint of ``step`` is saved, so no checkpoint or
+    export of the non-finite state is written.
+    """
     bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
     if bad:
+      where = (f'step {step}' if num_steps == 1 else
+               f'steps {step - num_steps + 1}-{step} (their mean)')
       raise TrainingError(
-          f'Non-finite loss at step {step}: {bad}. Training stopped; the last '
-          f'good checkpoint is {self.manager.latest_checkpoint}. Lower '
-          '--learning_rate or check the input data.')
+          f'Non-finite loss at {where}: {bad}. {self._stopped_hint()}')
+
+  def _stopped_hint(self):
+    last = self.manager.latest_checkpoint
+    saved = (f'the last good checkpoint is {last} (rerunning resumes from '
+             'it)' if last else 'no checkpoint was saved')
+    return (f'Training stopped; {saved}. Lower --learning_rate or check the '
+            'input data.')
+
+  def _check_weights_finite(self, step):
+    """A step can leave NaN/Inf weights behind a finite loss (an overflowing
+    update); the loss shows it only a step later, after this step's
+    checkpoint would have been written."""
+    finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v))
+                            for v in self.model.trainable_variables])
+    if not bool(finite):
+      raise TrainingError(
+          f'Non-finite weights after step {step}. {self._stopped_hint()}')
 
   def _save(self, step):
-    path = self.manager.save(checkpoint_number=step)
-    logging.info('Saved checkpoint %s', path)
+    """Checkpoint (and ``on_checkpoint``, e.g. an export) of ``step``.
+
+    ``on_checkpoint`` runs first: a run killed between the two resumes
+    from the previous checkpoint and redoes both, so every step's export
+    exists once a rerun completes (the other order could lose it).
+    """
+    self._check_weights_finite(step)
     if self.on_checkpoint is not None:
       self.on_checkpoint(self, step)
+    path = self.manager.save(checkpoint_number=step)
+    logging.info('Saved checkpoint %s', path)
 
   def _summary_writer(self, name):
     if not self.chief:
@@ -188,13 +231,22 @@ class Trainer:
       tf.summary.scalar('learning_rate', lr)
       tf.summary.scalar('throughput_images_per_sec', rate)
 
-  def _write_view_grid(self, writer, iterator):
-    """A grid of augmented (view1 | view2) pairs, as the run starts."""
+  def _write_view_grid(self, writer):
+    """A grid of augmented (view1 | view2) pairs, as the run starts.
+
+    From a small dataset of its own: taking a batch from the training
+    iterator would shift the stream by one step relative to a resumed run.
+    """
     if self.cfg.train.train_mode != 'pretrain' or not self.chief:
       return
-    batch = next(iterator)
-    v1, v2 = (self.strategy.experimental_local_results(batch[k])[0][:8]
-              for k in ('view1', 'view2'))
+    t = self.cfg.train
+    batch = min(8, t.train_batch_size // self.strategy.num_replicas_in_sync)
+    pairs = data.make_dataset(
+        self.source, self.cfg.data.train_split, mode='pretrain',
+        batch_size=batch, image_size=self.cfg.model.image_size,
+        augment_cfg=self.cfg.augment, seed=t.seed, jit_compile=False)
+    first = next(iter(pairs))
+    v1, v2 = first['view1'], first['view2']
     with writer.as_default(step=0):
       tf.summary.image('train/view_pairs', tf.concat([v1, v2], axis=2),
                        max_outputs=8)

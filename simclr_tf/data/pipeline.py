@@ -23,10 +23,17 @@ Both routes draw from the same distributions (tests compare them).
 ``cache=True`` caches the decoded uint8 examples before shuffling and
 augmentation.
 
-Randomness: with ``seed`` (int) the dataset is reproducible (shuffles and
-augmentation are driven by stateless ops fed from ``tf.data.Dataset.random``);
-each input pipeline derives its own streams from (seed, pipeline id). With
-``seed=None`` every run differs.
+Randomness: with ``seed`` (int) the dataset is reproducible; each input
+pipeline derives its own streams from (seed, pipeline id). Epoch ``e`` reads
+the shard in an order drawn from (seed, e) alone, and the augmentation of
+the ``i``-th element from (seed, i) alone (stateless ops), so the stream
+started at ``start_step`` (a run resumed from a checkpoint) yields exactly
+what an uninterrupted stream yields from that step on. Getting there costs
+reading (not augmenting) the examples of the current epoch that come before
+the resume point: whole epochs are skipped for free. The position is exact
+when every epoch yields ``shard_sizes`` examples (not when image folders
+skip corrupt files). With ``seed=None`` every run differs and a resumed
+stream starts afresh.
 """
 from __future__ import annotations
 
@@ -69,9 +76,63 @@ def _derive_seed(seed: Optional[int], *salt: int) -> Optional[int]:
   return int(np.random.SeedSequence([seed, *salt]).generate_state(1)[0])
 
 
-def _seed_stream(seed: Optional[int]) -> tf.data.Dataset:
-  """Infinite dataset of int64 ``[2]`` stateless seeds."""
-  return tf.data.Dataset.random(seed=seed).batch(2)
+def _seed_stream(seed: Optional[int], start: int = 0) -> tf.data.Dataset:
+  """Infinite dataset of int64 ``[2]`` stateless seeds ``(seed, i)`` for
+  elements ``i = start, start + 1, ...``: element i's randomness does not
+  depend on where iteration began. ``seed=None``: a random one."""
+  if seed is None:
+    seed = int(np.random.SeedSequence().generate_state(1)[0])
+  return tf.data.Dataset.counter(start).map(
+      lambda i: tf.stack([tf.constant(seed, tf.int64), i]))
+
+
+def _epoch_seed(seed: int, epoch: tf.Tensor) -> tf.Tensor:
+  """int64 scalar seed for ``epoch`` drawn from (seed, epoch) alone."""
+  return tf.random.stateless_uniform(
+      [], seed=tf.stack([tf.constant(seed, tf.int64), epoch]), minval=None,
+      maxval=None, dtype=tf.int64)
+
+
+def _examples(source, split, input_context, seeds, buffer_size, cache,
+              start):
+  """This pipeline's shuffled examples, epoch after epoch, from example
+  ``start`` of that stream on (module docstring: Randomness).
+
+  Args:
+    seeds: ``(file order seed, shuffle buffer seed)``, ints or None.
+  """
+  file_seed, shuffle_seed = seeds
+  if shuffle_seed is None:  # Unseeded: every order differs, position moot.
+    ds = source.dataset(split, input_context, shuffle_files=True)
+    return (ds.cache() if cache else ds).shuffle(buffer_size).repeat()
+  num_pipelines, pipeline_id = sources.shard_of(input_context)
+  size = source.shard_sizes(split, num_pipelines)[pipeline_id]
+  if size == 0:
+    raise ValueError(f'Input pipeline {pipeline_id} of {num_pipelines} has '
+                     f'no examples of {split!r}; use fewer input pipelines '
+                     'or a larger split.')
+  epoch, offset = divmod(start, size)
+  # Built once here, eagerly, so that a source loading lazily (ArraySource
+  # converts its arrays on first use) does not do so in flat_map's graph.
+  # The cache holds the first pass's order (files shuffled once).
+  first = source.dataset(split, input_context, shuffle_files=True,
+                         seed=file_seed)
+  cached = first.cache() if cache else None
+
+  @tf.autograph.experimental.do_not_convert  # TFDS's wrapt decorators
+  def one_epoch(e):
+    # Dataset.shuffle pairs a tensor seed with the graph-level seed, and
+    # when that is 0 (tf.random.set_seed(0), --seed=0) TF tests the tensor
+    # as a Python bool and fails. The epoch seeds alone decide the order,
+    # so this function's graph gets a fixed graph-level seed of its own.
+    tf.compat.v1.get_default_graph().seed = 1
+    ds = cached if cache else source.dataset(
+        split, input_context, shuffle_files=True,
+        seed=_epoch_seed(file_seed, e))
+    return ds.shuffle(buffer_size, seed=_epoch_seed(shuffle_seed, e))
+
+  ds = tf.data.Dataset.counter(epoch).flat_map(one_epoch)
+  return ds.skip(offset) if offset else ds
 
 
 def _check_args(mode, batch_size, image_size):
@@ -87,7 +148,8 @@ def make_dataset(source: sources.Source, split: str, *, mode: str,
                  augment_cfg: Optional[config_lib.AugmentConfig] = None,
                  seed: Optional[int] = None, cache: bool = False,
                  input_context: Optional[tf.distribute.InputContext] = None,
-                 jit_compile: bool = True) -> tf.data.Dataset:
+                 jit_compile: bool = True,
+                 start_step: int = 0) -> tf.data.Dataset:
   """One input pipeline's dataset of per-replica batches (module docstring).
 
   Args:
@@ -105,27 +167,33 @@ def make_dataset(source: sources.Source, split: str, *, mode: str,
       share of the global batches. None: the whole split, one replica.
     jit_compile: XLA-compile batch augmentation: about 3-5x faster on CPU
       for a one-off compile of ~4 s per process and setting.
+    start_step: training modes: start the stream where an uninterrupted one
+      is after ``start_step`` global steps (each step takes one element per
+      replica this pipeline feeds), e.g. the step a run resumes from.
   """
   _check_args(mode, batch_size, image_size)
   cfg = augment_cfg or config_lib.AugmentConfig()
   if mode == 'eval':
     return _eval_dataset(source, split, batch_size, image_size, cfg, cache,
                          input_context)
+  num_pipelines, _ = sources.shard_of(input_context)
+  replicas = input_context.num_replicas_in_sync if input_context else 1
+  start_element = start_step * max(1, replicas // num_pipelines)
   return _train_dataset(source, split, mode, batch_size, image_size, cfg,
-                        seed, cache, input_context, jit_compile)
+                        seed, cache, input_context, jit_compile,
+                        start_element)
 
 
 def _train_dataset(source, split, mode, batch_size, image_size, cfg, seed,
-                   cache, input_context, jit_compile):
-  """Shuffled, repeated, augmented batches (module docstring)."""
+                   cache, input_context, jit_compile, start_element):
+  """Shuffled, repeated, augmented batches from batch ``start_element`` on
+  (module docstring)."""
   _, pipeline_id = sources.shard_of(input_context)
   seeds = [_derive_seed(seed, pipeline_id, k) for k in range(4)]
-  ds = source.dataset(split, input_context, shuffle_files=True,
-                      seed=seeds[0])
-  if cache:
-    ds = ds.cache()
   multiplier = 50 if image_size <= 32 else 10
-  ds = ds.shuffle(batch_size * multiplier, seed=seeds[1]).repeat()
+  start_example = start_element * batch_size
+  ds = _examples(source, split, input_context, seeds[:2],
+                 batch_size * multiplier, cache, start_example)
   views = 2 if mode == 'pretrain' else 1
   batch_crop = (source.image_shape is not None
                 and max(source.image_shape[:2]) <= BATCH_CROP_MAX_SIDE)
@@ -133,11 +201,11 @@ def _train_dataset(source, split, mode, batch_size, image_size, cfg, seed,
                         blur=mode == 'pretrain' and cfg.use_blur,
                         crop=batch_crop, jit_compile=jit_compile)
   if not batch_crop:  # Large or varying sizes: crop each image first.
-    ds = tf.data.Dataset.zip(ds, _seed_stream(seeds[2])).map(
+    ds = tf.data.Dataset.zip(ds, _seed_stream(seeds[2], start_example)).map(
         lambda xy, s: (_crop_views(xy[0], s, cfg, image_size, views), xy[1]),
         num_parallel_calls=tf.data.AUTOTUNE)
   ds = ds.batch(batch_size, drop_remainder=True)
-  ds = tf.data.Dataset.zip(ds, _seed_stream(seeds[3])).map(
+  ds = tf.data.Dataset.zip(ds, _seed_stream(seeds[3], start_element)).map(
       lambda xy, s: _as_dict(distort(xy[0], s), xy[1]),
       num_parallel_calls=tf.data.AUTOTUNE)
   return ds.prefetch(tf.data.AUTOTUNE)
@@ -236,14 +304,15 @@ def build_dataset(strategy: tf.distribute.Strategy, source: sources.Source,
                   image_size: int,
                   augment_cfg: Optional[config_lib.AugmentConfig] = None,
                   seed: Optional[int] = None, cache: bool = False,
-                  jit_compile: bool = True):
+                  jit_compile: bool = True, start_step: int = 0):
   """Distributed dataset: ``strategy.distribute_datasets_from_function``
   over ``make_dataset`` with per-replica batch = global / replicas.
 
   Validates the batch size, mode, image size and split (reading no images)
   before building anything. For ``eval``, iterate exactly
   ``eval_steps(source.num_examples(split), global_batch_size)`` steps (the
-  dataset ends there) and weight by ``mask``.
+  dataset ends there) and weight by ``mask``. ``start_step``: see
+  ``make_dataset``.
 
   Raises:
     ValueError: global batch not divisible by replicas, unknown mode or
@@ -261,6 +330,7 @@ def build_dataset(strategy: tf.distribute.Strategy, source: sources.Source,
         source, split, mode=mode,
         batch_size=input_context.get_per_replica_batch_size(global_batch_size),
         image_size=image_size, augment_cfg=augment_cfg, seed=seed,
-        cache=cache, input_context=input_context, jit_compile=jit_compile)
+        cache=cache, input_context=input_context, jit_compile=jit_compile,
+        start_step=start_step)
 
   return strategy.distribute_datasets_from_function(dataset_fn)
