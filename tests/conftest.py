@@ -4,8 +4,11 @@ Logical devices must be configured before TensorFlow initialises its
 runtime, so this happens at import time of the conftest, before any test.
 """
 import os
+import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+# Shared test helpers (tests/helpers/*.py) import as top-level modules.
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), 'helpers'))
 
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402

@@ -39,49 +39,26 @@ from simclr_tf.config import AugmentConfig, DataConfig, ModelConfig
 from simclr_tf.data import pipeline, sources
 from simclr_tf.models import build_model
 
+import cli  # tests/helpers/cli.py
+from stub_model import StubModel  # tests/helpers/stub_model.py
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-TINY = ['--resnet_depth=18', '--width_multiplier=0.125', '--image_size=32',
-        '--train_batch_size=8', '--eval_batch_size=8', '--proj_out_dim=16',
-        '--log_every_steps=1', '--warmup_epochs=0', '--use_blur=false',
-        '--steps_per_loop=1']
+TINY = cli.TINY
 TINY_MODEL = ModelConfig(resnet_depth=18, width_multiplier=0.125,
                          image_size=32, num_classes=3, proj_out_dim=16)
 
 
 @pytest.fixture(scope='module')
 def npz_dir(tmp_path_factory):
-  """Tiny 3-class npz dataset: train 48 (6 batches of 8), test 20."""
-  root = tmp_path_factory.mktemp('npz')
-  rng = np.random.default_rng(0)
-  for split, n in (('train', 48), ('test', 20)):
-    labels = np.arange(n) % 3
-    images = (rng.uniform(0, 60, (n, 32, 32, 3)) +
-              labels[:, None, None, None] * 60).astype(np.uint8)
-    np.savez(root / f'{split}.npz', images=images, labels=labels)
-  return str(root)
-
-
-def _run_py(args):
-  return [sys.executable, os.path.join(ROOT, 'run.py'), *args]
+  return cli.write_tiny_npz(tmp_path_factory.mktemp('npz'))
 
 
 def _env():
   return {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'}
 
 
-def run(args, timeout=600, check=True):
-  proc = subprocess.run(_run_py(args), capture_output=True, text=True,
-                        timeout=timeout, env=_env(), cwd=ROOT)
-  if check and proc.returncode != 0:
-    raise AssertionError(f'run.py {args} exited {proc.returncode}:\n'
-                         f'{proc.stderr[-4000:]}')
-  return proc
-
-
-def ckpt_steps(model_dir):
-  return sorted(int(p.rsplit('-', 1)[1].split('.')[0])
-                for p in glob.glob(os.path.join(model_dir, 'ckpt-*.index')))
+_run_py, run, ckpt_steps = cli.run_py_command, cli.run, cli.ckpt_steps
 
 
 def export_entries(model_dir):
@@ -260,18 +237,6 @@ def test_killed_run_resumes_to_the_uninterrupted_result(npz_dir, tmp_path):
 # -- 3. Killed exports: the previous version stays newest; cleaned up. ------
 
 
-class StubModel(keras.Model):
-  """Smallest model with the export's output contract (quick to export)."""
-
-  def __init__(self, **kwargs):
-    super().__init__(**kwargs)
-    self.dense = keras.layers.Dense(4, name='dense')
-
-  def call(self, images, training=False):
-    pooled = tf.reduce_mean(images, axis=[1, 2])
-    return {'final_avg_pool': pooled, 'proj_head_output': self.dense(pooled)}
-
-
 # Exports steps 10 and 20, then dies by SIGKILL (no cleanup can run) in the
 # middle of exporting step 30 ('save': inside tf.saved_model.save, which has
 # written part of .tmp-30-*) or of re-exporting step 20 ('rename': after
@@ -282,7 +247,7 @@ _KILLED_EXPORT = textwrap.dedent('''
     sys.path.insert(0, {tests!r})
     import tensorflow as tf
     from export import saved_model
-    from test_crash_recovery import StubModel
+    from stub_model import StubModel
 
     model_dir, where = sys.argv[1:]
     model = StubModel()
@@ -320,7 +285,7 @@ def _loads(path):
 @pytest.mark.slow
 def test_killed_export_leaves_previous_newest_and_is_cleaned_up(tmp_path):
   script = _KILLED_EXPORT.format(root=ROOT,
-                                 tests=os.path.join(ROOT, 'tests'))
+                                 tests=os.path.join(ROOT, 'tests', 'helpers'))
   dirs = {w: str(tmp_path / w) for w in ('save', 'rename')}
   procs = {w: subprocess.Popen([sys.executable, '-c', script, d, w],
                                stdout=subprocess.DEVNULL,

@@ -12,42 +12,17 @@ import sys
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import cli  # tests/helpers/cli.py
+
 pytestmark = pytest.mark.slow
 
-TINY = ['--resnet_depth=18', '--width_multiplier=0.125', '--image_size=32',
-        '--train_batch_size=8', '--eval_batch_size=8', '--proj_out_dim=16',
-        '--log_every_steps=1', '--warmup_epochs=0', '--use_blur=false',
-        '--keep_hub_module_max=2', '--steps_per_loop=1']
+TINY = [*cli.TINY, '--keep_hub_module_max=2']
+run, ckpt_steps = cli.run, cli.ckpt_steps
 
 
 @pytest.fixture(scope='module')
 def npz_dir(tmp_path_factory):
-  """Tiny 3-class npz dataset: train 48, test 20 (not a batch multiple)."""
-  root = tmp_path_factory.mktemp('npz')
-  rng = np.random.default_rng(0)
-  for split, n in (('train', 48), ('test', 20)):
-    labels = np.arange(n) % 3
-    images = (rng.uniform(0, 60, (n, 32, 32, 3)) +
-              labels[:, None, None, None] * 60).astype(np.uint8)
-    np.savez(root / f'{split}.npz', images=images, labels=labels)
-  return str(root)
-
-
-def run(args, timeout=240, check=True):
-  env = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'}
-  proc = subprocess.run([sys.executable, os.path.join(ROOT, 'run.py'), *args],
-                        capture_output=True, text=True, timeout=timeout,
-                        env=env, cwd=ROOT)
-  if check and proc.returncode != 0:
-    raise AssertionError(f'run.py {args} exited {proc.returncode}:\n'
-                         f'{proc.stderr[-4000:]}')
-  return proc
-
-
-def ckpt_steps(model_dir):
-  return sorted(int(p.rsplit('-', 1)[1].split('.')[0])
-                for p in glob.glob(os.path.join(model_dir, 'ckpt-*.index')))
+  return cli.write_tiny_npz(tmp_path_factory.mktemp('npz'))
 
 
 def result(model_dir):

@@ -13,6 +13,8 @@ from export import export_model
 from simclr_tf.config import Config, ModelConfig
 from simclr_tf.models import build_model
 
+from stub_model import StubModel  # tests/helpers/stub_model.py  # noqa: F401
+
 TINY = ModelConfig(width_multiplier=0.125, image_size=32, num_classes=3,
                    proj_out_dim=16)
 STEP = 5
@@ -46,18 +48,6 @@ def images():
   """float32 [4, 32, 32, 3] in [0, 1], on the uint8 grid (PNG-exact)."""
   rng = np.random.default_rng(0)
   return (rng.integers(0, 256, (4, 32, 32, 3)) / 255.0).astype(np.float32)
-
-
-class StubModel(keras.Model):
-  """Smallest model with the output contract: [B,H,W,3] -> dict."""
-
-  def __init__(self, **kwargs):
-    super().__init__(**kwargs)
-    self.dense = keras.layers.Dense(4, name='dense')
-
-  def call(self, images, training=False):
-    pooled = tf.reduce_mean(images, axis=[1, 2])
-    return {'final_avg_pool': pooled, 'proj_head_output': self.dense(pooled)}
 
 
 @pytest.fixture
