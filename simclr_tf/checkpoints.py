@@ -142,25 +142,42 @@ def _model_paths(model) -> dict:
   return paths
 
 
-def check_compatible(path: str, model) -> None:
-  """Raises CheckpointError naming the first encoder/head variable whose
-  shape differs from (or is missing in) the checkpoint at ``path``."""
+_HINTS = {
+    'encoder': 'check --resnet_depth, --width_multiplier, --sk_ratio, '
+               '--se_ratio',
+    'projection_head': 'check --proj_head_mode, --num_proj_layers, '
+                       '--proj_out_dim',
+    'supervised_head': 'the classifier: the dataset has another number of '
+                       'classes than the run that wrote it',
+}
+
+
+def check_compatible(path: str, model, *,
+                     supervised_head: bool = False) -> None:
+  """Raises CheckpointError naming the first variable of the encoder, the
+  projection head and (``supervised_head``: when the whole model is
+  restored, e.g. a resume or an evaluation) the classifier whose shape
+  differs from, or is missing in, the checkpoint at ``path`` (a classifier
+  missing there is fine: it starts afresh)."""
   stored, paths = _stored_variables(path), _model_paths(model)
-  for part in ('encoder', 'projection_head'):
+  parts = ['encoder', 'projection_head']
+  if supervised_head and model.supervised_head is not None:
+    parts.append('supervised_head')
+  for part in parts:
     for v in getattr(model, part).variables:
       key = paths.get(id(v))
+      if key not in stored and part == 'supervised_head':
+        continue  # e.g. pretrained without the probe: it starts afresh
       if key not in stored:
         raise CheckpointError(
             f'checkpoint {path!r} does not fit this model: variable '
             f'{v.path} is missing there; it was written for another '
-            'architecture (check --resnet_depth, --width_multiplier, '
-            '--sk_ratio, --se_ratio, --proj_head_mode, --num_proj_layers).')
+            f'architecture ({_HINTS[part]}).')
       if stored[key] != tuple(v.shape):
         raise CheckpointError(
             f'checkpoint {path!r} does not fit this model: variable '
             f'{v.path} has shape {tuple(v.shape)} here but {stored[key]} '
-            'in the checkpoint (another architecture: check --resnet_depth, '
-            '--width_multiplier, --sk_ratio, --se_ratio, --proj_out_dim).')
+            f'in the checkpoint ({_HINTS[part]}).')
 
 
 def warm_start(model, path: str, *, zero_init_logits: bool = False) -> str:

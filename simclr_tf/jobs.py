@@ -136,10 +136,11 @@ def _check_start(cfg, model):
   """The checkpoint training resumes (model_dir) or warm-starts
   (--checkpoint) from fits ``model``, before model_dir is written."""
   path = checkpoints.latest(cfg.train.model_dir)
+  resuming = path is not None  # restores everything, the classifier too
   if path is None and cfg.train.checkpoint:
     path = checkpoints.resolve(cfg.train.checkpoint)
   if path is not None:
-    checkpoints.check_compatible(path, model)
+    checkpoints.check_compatible(path, model, supervised_head=resuming)
 
 
 def _export(export_fn, model, cfg, step, chief):
@@ -173,7 +174,7 @@ def _eval_model(cfg, strategy, source, model, step, chief):
 
 def _restore_for_eval(cfg, strategy, path):
   model = train.build_model_for(cfg, strategy)
-  checkpoints.check_compatible(path, model)
+  checkpoints.check_compatible(path, model, supervised_head=True)
   tf.train.Checkpoint(model=model).restore(path).expect_partial()
   return model, checkpoints.step_of(path)
 

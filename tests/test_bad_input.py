@@ -60,8 +60,10 @@ def d(tmp_path_factory):
   p = {k: str(root / k) for k in (
       'good', 'only_test', 'no_npz', 'no_images_array', 'mismatch',
       'float_images', 'flat_images', 'empty_folder', 'corrupt_folder',
-      'broken_jpeg', 'empty_dir', 'a_file', 'pre')}
+      'broken_jpeg', 'empty_dir', 'a_file', 'pre', 'five_classes')}
   _npz(p['good'], 'train', 16)
+  for split in ('train', 'test'):
+    _npz(p['five_classes'], split, 10, labels=np.arange(10) % 5)
   _npz(p['good'], 'test', 8)
   _npz(p['only_test'], 'test')
   os.makedirs(p['no_npz'])
@@ -275,6 +277,11 @@ EXISTING_RUN_CASES = [
                             '--train_steps=2'], 1,
      "checkpoint '{md}/ckpt-1' does not fit this model: variable "
      'simclr/resnet/stem/conv/conv2d/kernel has shape (3, 3, 3, 16)'),
+    ('resume_other_number_of_classes', ['--dataset=npz:{five_classes}',
+                                        '--train_steps=2'], 1,
+     "checkpoint '{md}/ckpt-1' does not fit this model: variable "
+     'simclr/head_supervised/linear/dense/kernel has shape (64, 5) here but '
+     '(64, 3)', 'another number of classes'),
     ('resume_eval_split_missing', ['--dataset=npz:{good}',
                                    '--eval_split=nosuch', '--train_steps=2'],
      1, "--eval_split=nosuch: split 'nosuch' does not exist"),
