@@ -7,10 +7,14 @@ Per-image ops (``random_resized_crop``, ``center_crop_and_resize``) serve
 images whose sizes differ (image folders, ImageNet) before batching.
 
 Appendix A (and SimCLRv2) parameters:
-  * random resized crop: area uniform in [crop_area_min, 1] of the image,
-    aspect ratio log-uniform in [3/4, 4/3] times the image's aspect ratio, up
-    to 100 attempts, else the whole image (the centred crop of full size);
-    bicubic resize; horizontal flip with p = 0.5.
+  * random resized crop: boxes drawn as the original release's
+    ``tf.image.sample_distorted_bounding_box`` draws them (area_range
+    [crop_area_min, 1], min_object_covered 0.1, so areas >= 0.1 of the
+    image): per attempt the crop's pixel aspect width/height uniform in
+    [3/4, 4/3], an integer height uniform between those giving the smallest
+    and the largest area, width = round(height * aspect); up to 100 attempts,
+    else the whole image; offset uniform. Bicubic resize; horizontal flip
+    with p = 0.5.
   * colour jitter with p = 0.8: brightness (multiplicative, SimCLRv2),
     contrast and saturation factors uniform in [max(0, 1 - 0.8 s), 1 + 0.8 s],
     hue shift uniform in [-0.2 s, 0.2 s] (at most 0.5), in random order,
@@ -20,8 +24,6 @@ Appendix A (and SimCLRv2) parameters:
     image stays constant).
 """
 from __future__ import annotations
-
-import math
 
 import tensorflow as tf
 
@@ -35,8 +37,10 @@ from simclr_tf.data.color import (  # noqa: F401
 
 ASPECT_RATIO_RANGE = (3 / 4, 4 / 3)
 MAX_CROP_ATTEMPTS = 100
-
-
+# The original release passes min_object_covered=0.1 with the whole image as
+# the only object box, so a crop must cover at least 10 % of the image: with
+# area_range (0.08, 1) the smallest crops come from 0.1, not 0.08.
+MIN_OBJECT_COVERED = 0.1
 
 
 def to_float(images):
@@ -52,12 +56,21 @@ def sample_crop_boxes(seed, batch_size, height, width, area_range=(0.08, 1.0),
                       max_attempts=MAX_CROP_ATTEMPTS):
   """Inception-style crop windows (SimCLR Appendix A, "random crop").
 
+  Draws from the distribution of the original release's
+  ``tf.image.sample_distorted_bounding_box`` (whole-image box,
+  ``min_object_covered=MIN_OBJECT_COVERED``, ``max_attempts`` tries, else the
+  whole image), re-implemented batched so XLA can compile it: per attempt an
+  aspect ratio uniform in ``aspect_ratio_range``, an integer height uniform
+  between those of the smallest and largest area (``_crop_sizes``), then for
+  the first valid attempt an offset uniform in ``[0, H - h)`` (0 if h = H).
+
   Args:
     seed: int ``[2]``.
     batch_size: number of boxes B.
     height, width: image size (ints or scalar tensors).
-    area_range: crop area as a fraction of the image area.
-    aspect_ratio_range: crop width/height relative to the image's.
+    area_range: ``(min, max)`` crop area as a fraction of the image area, in
+      (0, 1].
+    aspect_ratio_range: crop width/height in pixels.
     max_attempts: tries per box; if none fits, the whole image.
 
   Returns:
@@ -66,21 +79,81 @@ def sample_crop_boxes(seed, batch_size, height, width, area_range=(0.08, 1.0),
   h_img, w_img = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
   # One draw for all attempts: cheap to run and to compile with XLA.
   u = random_ops.uniform(seed, [2 * max_attempts + 2, batch_size])
-  lo, hi = area_range
-  area = (lo + (hi - lo) * u[:max_attempts]) * h_img * w_img  # [A, B]
-  log_lo, log_hi = (math.log(r) for r in aspect_ratio_range)
-  log_ratio = log_lo + (log_hi - log_lo) * u[max_attempts:2 * max_attempts]
-  ratio = tf.exp(log_ratio) * w_img / h_img
-  w = tf.transpose(tf.round(tf.sqrt(area * ratio)))  # [B, A]
-  h = tf.transpose(tf.round(tf.sqrt(area / ratio)))
-  ok = (w >= 1) & (h >= 1) & (w <= w_img) & (h <= h_img)
+  lo, hi = aspect_ratio_range
+  aspect = lo + (hi - lo) * u[:max_attempts]  # [A, B], uniform as the op's.
+  h, w, ok = _crop_sizes(aspect, u[max_attempts:2 * max_attempts], h_img,
+                         w_img, area_range)
+  h, w, ok = tf.transpose(h), tf.transpose(w), tf.transpose(ok)  # [B, A]
   first = tf.argmax(tf.cast(ok, tf.int32), axis=1, output_type=tf.int32)
   found = tf.reduce_any(ok, axis=1)
   h = tf.where(found, tf.gather(h, first, batch_dims=1), h_img)
   w = tf.where(found, tf.gather(w, first, batch_dims=1), w_img)
-  top = tf.minimum(tf.floor(u[-2] * (h_img - h + 1)), h_img - h)
-  left = tf.minimum(tf.floor(u[-1] * (w_img - w + 1)), w_img - w)
+  top = _crop_offset(u[-2], h_img - h)
+  left = _crop_offset(u[-1], w_img - w)
   return tf.cast(tf.stack([top, left, h, w], axis=1), tf.int32)
+
+
+def _crop_offset(u, free):
+  """The op's offset: uniform in ``[0, free)``, 0 when ``free`` is 0.
+
+  Like the kernel (``Uniform(H - h)``), a crop smaller than the image never
+  touches its last row/column; kept so our boxes follow the op's law.
+  """
+  # min(): u * free can round up to free in float32.
+  return tf.minimum(tf.floor(u * free), tf.maximum(free - 1.0, 0.0))
+
+
+def _crop_sizes(aspect, u, h_img, w_img, area_range):
+  """One attempt of the kernel's ``GenerateRandomCrop`` size step, batched.
+
+  Float32 as the kernel; ``tf.round`` rounds half to even as its ``lrintf``.
+
+  Args:
+    aspect: float32 ``[A, B]`` crop width/height per attempt.
+    u: float32 ``[A, B]`` uniforms in [0, 1) for the height.
+    h_img, w_img: float32 scalars, the image size.
+    area_range: ``(min, max)`` fractions of the image area.
+
+  Returns:
+    ``(h, w, ok)``: float32 ``[A, B]`` sizes and bool ``[A, B]`` whether the
+    attempt is accepted.
+  """
+  image_area = h_img * w_img
+  # Same float32 product order as the kernel (fraction * W * H).
+  min_area = tf.cast(area_range[0], tf.float32) * w_img * h_img
+  max_area = tf.cast(area_range[1], tf.float32) * w_img * h_img
+  max_h = _max_crop_height(aspect, h_img, w_img, max_area)
+  min_h = tf.minimum(tf.round(tf.sqrt(min_area / aspect)), max_h)
+  # Integer height uniform in [min_h, max_h]; min(): u * n may round to n.
+  h = tf.minimum(min_h + tf.floor(u * (max_h - min_h + 1.0)), max_h)
+  w = tf.round(h * aspect)
+  # Rounding can leave the area just outside the range: the kernel retries
+  # once one pixel taller, then once one pixel shorter.
+  h = tf.where(h * w < min_area, h + 1.0, h)
+  w = tf.round(h * aspect)
+  h = tf.where(h * w > max_area, h - 1.0, h)
+  w = tf.round(h * aspect)
+  area = h * w
+  ok = ((area >= min_area) & (area <= max_area) & (h >= 1.0) & (w >= 1.0)
+        & (h <= h_img) & (w <= w_img))
+  # The op's overlap check against the whole-image box: the crop covers at
+  # least MIN_OBJECT_COVERED of the image.
+  return h, w, ok & (area / image_area >= MIN_OBJECT_COVERED)
+
+
+def _max_crop_height(aspect, h_img, w_img, max_area):
+  """Tallest height the kernel allows: area at most ``max_area``, rounded
+  width ``round(h * aspect)`` at most the image width, h at most its height.
+  """
+  max_h = tf.round(tf.sqrt(max_area / aspect))
+  # Too wide after rounding: the kernel takes trunc((W + 0.5 - eps) / aspect)
+  # (in double), one less if that still rounds too wide.
+  fit = tf.floor((tf.cast(w_img, tf.float64) + 0.5 - 1e-7)
+                 / tf.cast(aspect, tf.float64))
+  fit = tf.cast(fit, tf.float32)
+  fit = tf.where(tf.round(fit * aspect) > w_img, fit - 1.0, fit)
+  max_h = tf.where(tf.round(max_h * aspect) > w_img, fit, max_h)
+  return tf.minimum(max_h, h_img)
 
 
 def _keys_cubic(x, a=-0.5):
@@ -145,6 +218,8 @@ def random_resized_crop_batch(images, seed, out_size, area_min=0.08,
   Args:
     images: float32 ``[B, H, W, C]`` (static H, W). Returns ``[B, S, S, C]``
       clipped to [0, 1].
+    area_min: lower end of the crop's area range (``--crop_area_min``);
+      boxes as ``sample_crop_boxes``, so areas are also >= 0.1.
   """
   s_box, s_flip = random_ops.split_seeds(seed, 2)
   batch = tf.shape(images)[0]
@@ -164,6 +239,7 @@ def random_resized_crop(image, seed, out_size, area_min=0.08, flip=True):
   Args:
     image: uint8 or float ``[H, W, C]``. Returns float32 ``[S, S, C]``
       clipped to [0, 1].
+    area_min: as in ``random_resized_crop_batch``.
   """
   s_box, s_flip = random_ops.split_seeds(seed, 2)
   shape = tf.shape(image)

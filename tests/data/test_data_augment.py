@@ -80,23 +80,46 @@ def test_resample_rows_sum_to_one():
 
 
 def test_crop_boxes_area_and_aspect_within_bounds():
+  # Law of tf.image.sample_distorted_bounding_box as the original calls it
+  # (test_crop_distribution.py compares the two in full).
   boxes = augment.sample_crop_boxes(SEED, 4000, 32, 32).numpy()
   top, left, h, w = boxes.T
   assert (top >= 0).all() and (left >= 0).all()
   assert (top + h <= 32).all() and (left + w <= 32).all()
+  # As the op: a crop smaller than the image never reaches its last row/col.
+  assert (top + h < 32)[h < 32].all() and (left + w < 32)[w < 32].all()
   area = h * w / 1024.0
-  assert area.min() >= 0.07 and area.max() <= 1.0  # 0.08 up to rounding.
-  assert 0.44 < area.mean() < 0.56, area.mean()
+  # min_object_covered = 0.1 rejects crops below 0.1 though area_min = 0.08.
+  assert area.min() >= 0.1 and area.max() <= 1.0
+  assert 0.41 < area.mean() < 0.45, area.mean()  # The op: 0.431.
   ratio = w / h
-  assert ratio.min() > 0.75 * 0.9 and ratio.max() < 4 / 3 * 1.1
-  assert 0.9 < np.median(ratio) < 1.1
+  # Pixel aspect in [3/4, 4/3] up to rounding the width of small crops.
+  assert ratio.min() > 0.75 * 0.95 and ratio.max() < 4 / 3 * 1.05
+  assert 0.95 < np.median(ratio) < 1.05
   # Offsets are spread over the free range.
   assert len(np.unique(top[h < 16])) > 10
 
 
+def test_crop_boxes_pixel_aspect_ignores_image_aspect():
+  # A landscape image: the crop's own w/h stays in [3/4, 4/3] (not times
+  # the image's 4/3).
+  boxes = augment.sample_crop_boxes(SEED, 4000, 240, 320).numpy()
+  ratio = boxes[:, 3] / boxes[:, 2]
+  assert ratio.min() > 0.74 and ratio.max() < 1.35
+  assert 1.0 < np.median(ratio) < 1.1  # Uniform in [3/4, 4/3]: 1.04.
+
+
 def test_crop_boxes_respect_crop_area_min():
   boxes = augment.sample_crop_boxes(SEED, 1000, 32, 32, (0.5, 1.0)).numpy()
-  assert (boxes[:, 2] * boxes[:, 3] / 1024.0).min() >= 0.47
+  assert (boxes[:, 2] * boxes[:, 3] / 1024.0).min() >= 0.5
+
+
+def test_crop_boxes_same_eager_in_function_and_xla_with_tensor_sizes():
+  fn = lambda h, w: augment.sample_crop_boxes(SEED, 2000, h, w)
+  eager = fn(240, 320)
+  for compiled in (tf.function(fn), tf.function(fn, jit_compile=True)):
+    np.testing.assert_array_equal(compiled(tf.constant(240), tf.constant(320)),
+                                  eager)
 
 
 def test_flip_rate_is_half():
