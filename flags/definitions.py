@@ -175,7 +175,9 @@ OUR_SPECS = (
      ('auto', 'true', 'false')),
     ('bool', 'jit', False, 'Compile the training step with XLA.'),
     ('float', 'crop_area_min', 0.08,
-     'Smallest area fraction of a random resized crop (paper: 0.08).'),
+     'Lower end of the random resized crop\'s area range (paper: 0.08); '
+     'crops also cover at least 0.1 of the image, as the original release\'s '
+     '(min_object_covered), so values below 0.1 act as 0.1.'),
     ('int', 'cpu_devices', 0,
      'Split the CPU into this many logical devices (0: leave as is); with '
      '--strategy=mirrored each is a replica (tests, CPU-only rehearsal).'),
@@ -184,6 +186,12 @@ OUR_SPECS = (
      cfg_lib.MIXED_PRECISION),
     ('bool', 'deterministic', False,
      'Enable TensorFlow op determinism (slower; pair with --seed).'),
+    ('bool', 'group1_projection', False,
+     "ResNet-18/34: a projection shortcut in block group 1 too, as the "
+     "original release (set by itself when loading such a checkpoint)."),
+    ('bool', 'probe_input_norm', True,
+     'Standardise the input of the linear probe trained while pretraining '
+     '(parameter-free BatchNorm); the original release has none.'),
     ('bool', 'eval_watch', False,
      '--mode=eval: evaluate each new checkpoint until the final step.'),
     ('int', 'eval_timeout_secs', 0,

@@ -26,7 +26,8 @@ SECTION_FLAGS = {
         'resnet_depth', 'width_multiplier', 'image_size', 'cifar_stem',
         'sk_ratio', 'se_ratio', 'batch_norm_decay', 'global_bn',
         'proj_head_mode', 'proj_out_dim', 'num_proj_layers',
-        'ft_proj_selector', 'zero_init_logits_layer')),
+        'ft_proj_selector', 'zero_init_logits_layer', 'group1_projection',
+        'probe_input_norm')),
     'loss': (cfg_lib.LossConfig, ('temperature', 'hidden_norm')),
     'optim': (cfg_lib.OptimConfig, (
         'optimizer', 'learning_rate', 'learning_rate_scaling',
@@ -143,7 +144,9 @@ def _build(flag_values):
   sections['runtime'] = _section('runtime', flag_values,
                                  strategy=_strategy(flag_values))
   top = {name: _value(flag_values, name) for name in TOP_LEVEL_FLAGS}
-  return cfg_lib.Config(**top, **sections)
+  given = tuple(sorted(name for name in definitions.ALL_FLAGS
+                       if flag_values[name].present))
+  return cfg_lib.Config(**top, **sections, given_flags=given)
 
 
 def config_from_flags(flag_values=FLAGS) -> cfg_lib.Config:

@@ -54,6 +54,11 @@ class ModelConfig:
   ft_proj_selector: int = 0
   num_classes: int = 10
   zero_init_logits_layer: bool = False
+  # The original release gives ResNet-18/34's first block group a projection
+  # shortcut too (1x1 conv + BN, 64 -> 64); standard ResNets do not.
+  group1_projection: bool = False
+  # Standardise the pretraining probe's input (parameter-free BatchNorm).
+  probe_input_norm: bool = True
 
   def __post_init__(self):
     s = 'model'
@@ -273,6 +278,10 @@ class Config:
   optim: OptimConfig = field(default_factory=OptimConfig)
   train: TrainConfig = field(default_factory=TrainConfig)
   runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+  # Flags the user set (command line or flagfile). Architecture fields not
+  # among them are taken from the checkpoint a run loads. None (a library
+  # caller's Config): every field is as given.
+  given_flags: Optional[tuple] = None
 
   def __post_init__(self):
     _one_of('config', 'mode', self.mode, MODES)

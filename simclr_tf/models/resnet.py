@@ -127,15 +127,17 @@ class BlockGroup(keras.layers.Layer):
 
   def __init__(self, filters: int, num_blocks: int, strides: int,
                bottleneck: bool, in_channels: int, sk_ratio: float = 0.0,
-               se_ratio: float = 0.0, bn_kwargs=None, **kwargs):
+               se_ratio: float = 0.0, bn_kwargs=None,
+               always_project: bool = False, **kwargs):
     super().__init__(**kwargs)
     self.filters, self.num_blocks, self.strides = filters, num_blocks, strides
-    self.in_channels = in_channels
+    self.in_channels, self.always_project = in_channels, always_project
     # A projection shortcut only where the shape changes, as the standard
-    # architectures (the original release also projected in ResNet-18/34's
-    # first group, adding 4,224 parameters to ResNet-18).
+    # architectures; ``always_project`` is the original release's layout,
+    # which also projects in ResNet-18/34's first group (4,224 parameters
+    # more in ResNet-18).
     out = 4 * filters if bottleneck else filters
-    project = strides > 1 or in_channels != out
+    project = always_project or strides > 1 or in_channels != out
     self.bottleneck, self.sk_ratio, self.se_ratio = (
         bottleneck, sk_ratio, se_ratio)
     self.bn_kwargs = dict(bn_kwargs or {})
@@ -155,8 +157,8 @@ class BlockGroup(keras.layers.Layer):
     return {**super().get_config(), 'filters': self.filters,
             'num_blocks': self.num_blocks, 'strides': self.strides,
             'bottleneck': self.bottleneck, 'in_channels': self.in_channels,
-            'sk_ratio': self.sk_ratio,
-            'se_ratio': self.se_ratio, 'bn_kwargs': self.bn_kwargs}
+            'sk_ratio': self.sk_ratio, 'se_ratio': self.se_ratio,
+            'bn_kwargs': self.bn_kwargs, 'always_project': self.always_project}
 
 
 class Stem(keras.layers.Layer):
@@ -211,6 +213,9 @@ class ResNet(keras.layers.Layer):
 
   Outputs: initial_conv, initial_max_pool, block_group1..4 (NHWC) and
   final_avg_pool [B, 512*w (basic) or 2048*w (bottleneck)].
+  ``group1_projection`` gives the first block of group 1 a projection
+  shortcut even where the shape does not change (the original release's
+  layout; it only matters for ResNet-18/34).
   ``frozen_groups`` (0..5) marks the stem (1) and block groups 1..4 (2..5)
   that come first as non-trainable (fine_tune_after_block + 1); their
   output is cut from the gradient and their BN runs in inference mode.
@@ -220,7 +225,8 @@ class ResNet(keras.layers.Layer):
                cifar_stem: bool = False, sk_ratio: float = 0.0,
                se_ratio: float = 0.0, batch_norm_decay: float = 0.9,
                batch_norm_epsilon: float = 1e-5, global_bn: bool = False,
-               frozen_groups: int = 0, **kwargs):
+               frozen_groups: int = 0, group1_projection: bool = False,
+               **kwargs):
     super().__init__(**kwargs)
     if depth not in RESNET_SPECS:
       raise ValueError(f'resnet depth={depth!r} is not supported; use one of '
@@ -231,6 +237,7 @@ class ResNet(keras.layers.Layer):
     self.batch_norm_decay, self.batch_norm_epsilon = (
         batch_norm_decay, batch_norm_epsilon)
     self.global_bn, self.frozen_groups = global_bn, frozen_groups
+    self.group1_projection = group1_projection
     bn = dict(momentum=batch_norm_decay, epsilon=batch_norm_epsilon,
               synchronized=global_bn)
     bottleneck, blocks = RESNET_SPECS[depth]
@@ -242,6 +249,7 @@ class ResNet(keras.layers.Layer):
     self.block_groups = tuple(
         BlockGroup(width(64 * 2**i), n, 1 if i == 0 else 2, bottleneck,
                    in_channels[i], sk_ratio, se_ratio, bn,
+                   always_project=group1_projection,
                    name=f'block_group{i + 1}')
         for i, n in enumerate(blocks))
     for i, layer in enumerate((self.stem, *self.block_groups)):
@@ -267,4 +275,5 @@ class ResNet(keras.layers.Layer):
             'se_ratio': self.se_ratio,
             'batch_norm_decay': self.batch_norm_decay,
             'batch_norm_epsilon': self.batch_norm_epsilon,
-            'global_bn': self.global_bn, 'frozen_groups': self.frozen_groups}
+            'global_bn': self.global_bn, 'frozen_groups': self.frozen_groups,
+            'group1_projection': self.group1_projection}

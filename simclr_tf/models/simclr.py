@@ -88,12 +88,14 @@ def build_model(cfg: ModelConfig, *, train_mode: str = 'pretrain',
                    batch_norm_decay=cfg.batch_norm_decay,
                    batch_norm_epsilon=cfg.batch_norm_epsilon,
                    global_bn=cfg.global_bn,
-                   frozen_groups=fine_tune_after_block + 1, name='resnet')
+                   frozen_groups=fine_tune_after_block + 1,
+                   group1_projection=cfg.group1_projection, name='resnet')
   head = ProjectionHead(cfg.num_head_layers, cfg.proj_out_dim, bn_kwargs=bn,
                         name='projection_head')
   with_probe = train_mode == 'finetune' or lineareval_while_pretraining
   supervised = (SupervisedHead(cfg.num_classes, cfg.zero_init_logits_layer,
-                               input_norm=train_mode == 'pretrain',
+                               input_norm=(train_mode == 'pretrain' and
+                                           cfg.probe_input_norm),
                                bn_kwargs=bn)
                 if with_probe else None)
   model = SimCLRModel(encoder, head, supervised,

@@ -40,6 +40,7 @@ OUR_TYPES = {
     'skip_corrupt_images': 'bool', 'cifar_stem': 'string enum', 'jit': 'bool', 'cpu_devices': 'int', 'crop_area_min': 'float',
     'mixed_precision': 'string enum', 'deterministic': 'bool',
     'eval_watch': 'bool', 'eval_timeout_secs': 'int',
+    'group1_projection': 'bool', 'probe_input_norm': 'bool',
 }
 ENUMS = {
     'learning_rate_scaling': {'linear', 'sqrt'},
