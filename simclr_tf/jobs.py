@@ -105,21 +105,26 @@ def _run(cfg, export_fn):
   strategy = distribute.build_strategy(cfg.runtime)
   source = _get_source(cfg.data)
   cfg = with_dataset_facts(cfg, source)
+  choice = checkpoints.choose(cfg)
+  cfg = checkpoints.resolve_architecture(
+      cfg, choice, num_classes_from_checkpoint=cfg.mode == 'export')
   check_inputs(cfg, strategy, source)
   chief = distribute.is_chief(strategy)
   logging.info('Mode %s, %s, %d replica(s).', cfg.mode,
                type(strategy).__name__, strategy.num_replicas_in_sync)
   if cfg.mode == 'export':
-    return _export_latest(cfg, strategy, export_fn, chief)
+    return _export_checkpoint(cfg, strategy, export_fn, chief, choice)
   if cfg.mode == 'eval':
-    _eval_checkpoints(cfg, strategy, source, chief)
+    _eval_checkpoints(cfg, strategy, source, chief, choice)
     return 0
   on_ckpt = None
   if export_fn is not None and cfg.train.export_every_checkpoint:
     on_ckpt = lambda t, step: _export(export_fn, t.model, cfg, step, chief)  # noqa: E731,E501
   trainer = train.Trainer(cfg, strategy, source, chief=chief,
-                          on_checkpoint=on_ckpt)  # writes nothing yet
-  _check_start(cfg, trainer.model)
+                          on_checkpoint=on_ckpt, start=choice)
+  if choice is not None:  # before model_dir is written
+    checkpoints.check(choice.prefix, trainer.model,
+                      whole=choice.role == 'resume')
   if chief:
     tf.io.gfile.makedirs(cfg.train.model_dir)
     train.write_json(os.path.join(cfg.train.model_dir, 'config.json'),
@@ -130,17 +135,6 @@ def _run(cfg, export_fn):
   if cfg.mode == 'train_then_eval':
     _eval_model(cfg, strategy, source, trainer.model, step, chief)
   return 0
-
-
-def _check_start(cfg, model):
-  """The checkpoint training resumes (model_dir) or warm-starts
-  (--checkpoint) from fits ``model``, before model_dir is written."""
-  path = checkpoints.latest(cfg.train.model_dir)
-  resuming = path is not None  # restores everything, the classifier too
-  if path is None and cfg.train.checkpoint:
-    path = checkpoints.resolve(cfg.train.checkpoint)
-  if path is not None:
-    checkpoints.check_compatible(path, model, supervised_head=resuming)
 
 
 def _export(export_fn, model, cfg, step, chief):
@@ -174,40 +168,31 @@ def _eval_model(cfg, strategy, source, model, step, chief):
 
 def _restore_for_eval(cfg, strategy, path):
   model = train.build_model_for(cfg, strategy)
-  checkpoints.check_compatible(path, model, supervised_head=True)
-  tf.train.Checkpoint(model=model).restore(path).expect_partial()
+  kind = checkpoints.restore_model(path, model)
+  logging.info('Restored the model from %s (%s).', path, kind)
   return model, checkpoints.step_of(path)
 
 
-def _eval_checkpoints(cfg, strategy, source, chief):
-  model_dir = cfg.train.model_dir
-  latest = checkpoints.latest(model_dir)
-  if latest is None and not cfg.train.eval_watch:
-    raise checkpoints.CheckpointError(
-        f'--mode=eval: no checkpoint in --model_dir={model_dir!r}; train '
-        'first (--mode=train) or point --model_dir at a training run.')
+def _eval_checkpoints(cfg, strategy, source, chief, choice):
+  """Evaluates the chosen checkpoint, or (--eval_watch) each new one in
+  --model_dir up to the final step."""
   if not cfg.train.eval_watch:
-    model, step = _restore_for_eval(cfg, strategy, latest)
+    model, step = _restore_for_eval(cfg, strategy, choice.prefix)
     _eval_model(cfg, strategy, source, model, step, chief)
     return
   total = train.plan_training(
       cfg, source.num_examples(cfg.data.train_split)).total_steps
   for path in tf.train.checkpoints_iterator(
-      model_dir, timeout=cfg.train.eval_timeout_secs or None):
+      cfg.train.model_dir, timeout=cfg.train.eval_timeout_secs or None):
     model, step = _restore_for_eval(cfg, strategy, path)
     _eval_model(cfg, strategy, source, model, step, chief)
     if step >= total:
       return
 
 
-def _export_latest(cfg, strategy, export_fn, chief):
+def _export_checkpoint(cfg, strategy, export_fn, chief, choice):
   if export_fn is None:
     raise ConfigError('--mode=export: the export package is not available.')
-  path = cfg.train.checkpoint or checkpoints.latest(cfg.train.model_dir)
-  if path is None:
-    raise checkpoints.CheckpointError(
-        f'--mode=export: no checkpoint in --model_dir='
-        f'{cfg.train.model_dir!r} and no --checkpoint given.')
-  model, step = _restore_for_eval(cfg, strategy, checkpoints.resolve(path))
+  model, step = _restore_for_eval(cfg, strategy, choice.prefix)
   _export(export_fn, model, cfg, step, chief)
   return 0

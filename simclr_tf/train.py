@@ -84,9 +84,11 @@ class Trainer:
   """Trains one model as the config says; see the module docstring."""
 
   def __init__(self, cfg: Config, strategy, source, *, chief: bool = True,
-               on_checkpoint=None):
+               on_checkpoint=None, start=None):
     self.cfg, self.strategy, self.source, self.chief = (
         cfg, strategy, source, chief)
+    # The checkpoint to start from (checkpoints.choose): resume or warm start.
+    self.start = start if start is not None else checkpoints.choose(cfg)
     self.on_checkpoint = on_checkpoint
     self.plan = plan_training(cfg, source.num_examples(cfg.data.train_split))
     self.model = build_model_for(cfg, strategy)
@@ -115,8 +117,8 @@ class Trainer:
       self.manager.checkpoint.restore(self.manager.latest_checkpoint)
       logging.info('Resumed from %s at step %d.',
                    self.manager.latest_checkpoint, self.global_step)
-    elif self.cfg.train.checkpoint:
-      checkpoints.warm_start(self.model, self.cfg.train.checkpoint,
+    elif self.start is not None and self.start.role == 'warm_start':
+      checkpoints.warm_start(self.model, self.start.prefix,
                              zero_init_logits=self.cfg.model.
                              zero_init_logits_layer)
     return self.global_step

@@ -32,6 +32,13 @@ def shared_data_dir():
 
 
 @pytest.fixture(scope='session')
+def one_cpu_replica():
+  """MirroredStrategy over one CPU device, as the original release runs
+  on a CPU (its global BN then is Keras's synchronized layer)."""
+  return tf.distribute.MirroredStrategy(['/cpu:0'])
+
+
+@pytest.fixture(scope='session')
 def two_replicas():
   """MirroredStrategy over the two logical CPU devices.
 

@@ -47,7 +47,7 @@ def test_resolve_prefix_directory_and_missing(tmp_path):
                                        str(tmp_path / 'dir'), 2)
   saved = manager.save()
   assert checkpoints.resolve(str(tmp_path / 'dir')) == saved
-  with pytest.raises(checkpoints.CheckpointError, match='no checkpoint there'):
+  with pytest.raises(checkpoints.CheckpointError, match='does not exist: expected a checkpoint prefix'):
     checkpoints.resolve(str(tmp_path / 'nothing'))
 
 

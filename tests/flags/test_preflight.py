@@ -102,6 +102,22 @@ def test_checkpoint_prefix_directory_and_saved_model_pass(tmp_path):
                                   f'--checkpoint={tmp_path / path}'))
 
 
+def test_exported_versions_and_eval_of_a_checkpoint_pass(tmp_path):
+  """--checkpoint=<run>/saved_model (its newest version) is accepted, and
+  --mode=eval --checkpoint=X needs no checkpoint in --model_dir."""
+  touch(str(tmp_path / 'run0' / 'saved_model' / '5' / 'saved_model.pb'))
+  touch(str(tmp_path / 'run0' / 'saved_model' / '5' / 'variables' /
+            'variables.index'))
+  make_checkpoint_dir(str(tmp_path / 'ckpts'))
+  simclr_flags.preflight(config(f'--model_dir={tmp_path / "run"}',
+                                f'--checkpoint={tmp_path}/run0/saved_model'))
+  for mode in ('eval', 'export'):
+    simclr_flags.preflight(config(f'--model_dir={tmp_path / "empty"}',
+                                  f'--mode={mode}',
+                                  f'--checkpoint={tmp_path / "ckpts"}'))
+  assert not os.path.exists(tmp_path / 'empty')
+
+
 @pytest.mark.parametrize('setup,expected', [
     (lambda d: os.makedirs(d), 'is a directory without a checkpoint'),
     (lambda d: touch(os.path.join(d, 'saved_model.pb')),

@@ -1,0 +1,39 @@
+"""Checkpoints: which one a run reads, what kind it is, how it is loaded.
+
+* ``paths`` (no TensorFlow): which checkpoint each mode reads (``choose``)
+  and the prefix a path stands for (``resolve``, ``latest``).
+* ``formats``: the kind of a prefix, read from its keys: simclr_tf's
+  checkpoint or export, the original release's checkpoint or export.
+* ``load``: one entry point per use (``check``, ``warm_start``,
+  ``restore_model``) that dispatches to the loader of the kind:
+  ``ours`` (object graph) or ``original`` (by key).
+* ``architecture``: the model fields a checkpoint fixes (inferred from
+  the original's shapes, or the config.json of our run).
+* ``manager``: the CheckpointManager training writes with.
+
+Importing this package imports no TensorFlow; the TensorFlow-side names
+below load their module on first use.
+"""
+from simclr_tf.checkpoints.paths import (Choice, CheckpointError, choose,
+                                         latest, resolve)
+
+_LAZY = {
+    'make_manager': 'manager', 'step_of': 'manager',
+    'CHECKPOINT_NAME': 'manager',
+    'detect': 'formats',
+    'check': 'load', 'warm_start': 'load', 'restore_model': 'load',
+    'check_compatible': 'load',
+    'resolve_architecture': 'architecture',
+}
+
+
+def __getattr__(name):
+  if name not in _LAZY:
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+  import importlib
+  module = importlib.import_module(f'{__name__}.{_LAZY[name]}')
+  return getattr(module, name)
+
+
+__all__ = ['Choice', 'CheckpointError', 'choose', 'latest', 'resolve',
+           *_LAZY]

@@ -1,0 +1,144 @@
+"""The model a checkpoint fixes: architecture fields the user did not give
+are taken from it, those given are checked against it.
+
+* The original release's checkpoints (and exports that carry their object
+  graph) fix the architecture through their shapes
+  (``original.infer_architecture``); a given flag that disagrees stops the
+  run with one line naming the flag, its value and the checkpoint's.
+* simclr_tf's own checkpoints and exports: the run's ``config.json`` (the
+  checkpoint's directory, or the export's ``simclr_export.json``) supplies
+  the fields not given; shapes are then checked by ``load.check`` as before.
+
+What is taken lands in the Config, so ``config.json`` records it and a
+resume, an evaluation or an export rebuilds the same model.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+
+import tensorflow as tf
+from absl import logging
+
+from simclr_tf.checkpoints import formats, original
+from simclr_tf.checkpoints.paths import CheckpointError
+
+# ModelConfig fields that decide variables' shapes or the computation.
+ARCHITECTURE = ('resnet_depth', 'width_multiplier', 'cifar_stem', 'sk_ratio',
+                'se_ratio', 'group1_projection', 'proj_head_mode',
+                'num_proj_layers', 'proj_out_dim', 'probe_input_norm')
+_HEAD = ('proj_head_mode', 'num_proj_layers')
+
+
+def _given(cfg, name) -> bool:
+  """Whether the user set ``name`` (a library caller sets everything)."""
+  return cfg.given_flags is None or name in cfg.given_flags
+
+
+def _read_json(path):
+  if not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)
+
+
+def _our_model_fields(prefix: str):
+  """ModelConfig of the simclr_tf run that wrote ``prefix``, or None."""
+  if prefix.endswith(os.path.join('variables', 'variables')):
+    export = os.path.dirname(os.path.dirname(prefix))
+    meta = _read_json(os.path.join(export, 'assets.extra',
+                                   'simclr_export.json'))
+    config = (meta or {}).get('config')
+  else:
+    config = _read_json(os.path.join(os.path.dirname(prefix), 'config.json'))
+  return (config or {}).get('model')
+
+
+def _same(name, a, b) -> bool:
+  if isinstance(a, float) or isinstance(b, float):
+    return a is not None and b is not None and math.isclose(a, b,
+                                                            rel_tol=1e-6)
+  return a == b
+
+
+def _mismatch(flag, value, name, stored, prefix):
+  shown = str(value).lower() if isinstance(value, bool) else value
+  return CheckpointError(
+      f'--{flag}={shown} does not match the checkpoint {prefix!r}, which '
+      f'holds {name}={stored!r}; drop the flag to use the checkpoint\'s '
+      'value, or give another checkpoint.')
+
+
+def _check_given(cfg, found: dict, prefix: str) -> None:
+  """Every architecture flag the user gave agrees with ``found``."""
+  model = cfg.model
+  for name in ARCHITECTURE:
+    if name in _HEAD or name == 'probe_input_norm' or not _given(cfg, name):
+      continue
+    mine = model.uses_cifar_stem if name == 'cifar_stem' else getattr(
+        model, name)
+    if not _same(name, mine, found[name]):
+      raise _mismatch(name, getattr(model, name), name, found[name], prefix)
+  given_head = [n for n in _HEAD if _given(cfg, n)]
+  stored_layers = {'none': 0, 'linear': 1}.get(found['proj_head_mode'],
+                                               found['num_proj_layers'])
+  if given_head and model.num_head_layers != stored_layers:
+    raise _mismatch(given_head[0], getattr(model, given_head[0]),
+                    'projection head layers', stored_layers, prefix)
+
+
+def _merge(cfg, found: dict, strict_names=()):
+  """cfg with ``found``'s architecture fields where the user gave none."""
+  changes = {n: found[n] for n in ARCHITECTURE
+             if n in found and found[n] is not None and not _given(cfg, n)}
+  if (not _given(cfg, 'image_size') and changes.get('cifar_stem') is False
+      and cfg.model.image_size <= 32):
+    changes['image_size'] = 224  # an ImageNet-stem network's input
+  if 'image_size' in strict_names and found.get('image_size') and \
+      not _given(cfg, 'image_size'):
+    changes['image_size'] = found['image_size']
+  if not changes:
+    return cfg, {}
+  model = dataclasses.replace(cfg.model, **changes)
+  return dataclasses.replace(cfg, model=model), changes
+
+
+def resolve_architecture(cfg, choice, *, num_classes_from_checkpoint=False):
+  """``cfg`` completed (and checked) by the checkpoint ``choice`` reads.
+
+  Args:
+    cfg: a Config.
+    choice: a ``paths.Choice`` or None.
+    num_classes_from_checkpoint: take the classifier's size from the
+      checkpoint (``--mode=export``, which reads no labels).
+
+  Raises:
+    CheckpointError: a given architecture flag disagrees with an original
+      checkpoint.
+  """
+  if choice is None:
+    return cfg
+  kind = formats.detect(choice.prefix)
+  if kind in formats.ORIGINAL_KINDS:
+    shapes = formats.training_style_shapes(choice.prefix, kind)
+    if shapes is None:
+      logging.info('%s: an original export without its object graph; the '
+                   'architecture comes from the flags.', choice.prefix)
+      return cfg
+    found = original.infer_architecture(shapes)
+    _check_given(cfg, found, choice.prefix)
+  else:
+    found = _our_model_fields(choice.prefix)
+    if not found:
+      return cfg
+  cfg, changes = _merge(cfg, found, strict_names=('image_size',)
+                        if kind not in formats.ORIGINAL_KINDS else ())
+  if num_classes_from_checkpoint and found.get('num_classes'):
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(
+        cfg.model, num_classes=found['num_classes']))
+  if changes:
+    logging.info('Architecture from %s (%s): %s', choice.prefix, kind,
+                 ', '.join(f'{k}={v}' for k, v in sorted(changes.items())))
+  return cfg

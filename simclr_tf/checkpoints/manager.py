@@ -1,0 +1,34 @@
+"""Writing checkpoints: the CheckpointManager a training run saves with."""
+from __future__ import annotations
+
+import tempfile
+
+import tensorflow as tf
+
+from simclr_tf.checkpoints.reader import open_reader
+
+CHECKPOINT_NAME = 'ckpt'
+STEP_KEY = 'optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE'
+
+
+def make_manager(model, optimizer, model_dir: str, max_to_keep: int, *,
+                 chief: bool = True) -> tf.train.CheckpointManager:
+  """CheckpointManager over {model, optimizer} in ``model_dir``.
+
+  Non-chief workers of a multi-worker run must save too (the save is a
+  collective); they write to a private temporary directory.
+  """
+  directory = model_dir if chief else tempfile.mkdtemp(prefix='simclr_ckpt_')
+  ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer)
+  return tf.train.CheckpointManager(ckpt, directory, max_to_keep=max_to_keep,
+                                    checkpoint_name=CHECKPOINT_NAME)
+
+
+def step_of(prefix: str) -> int:
+  """Global step stored in a checkpoint: ours (the optimizer's iterations)
+  or the original release's (``global_step``); 0 if it has none."""
+  reader = open_reader(prefix)
+  for key in (STEP_KEY, 'global_step/.ATTRIBUTES/VARIABLE_VALUE'):
+    if reader.has_tensor(key):
+      return int(reader.get_tensor(key))
+  return 0

@@ -1,0 +1,183 @@
+"""Which checkpoint a run reads: path-level decisions, without TensorFlow.
+
+The one owner of "which checkpoint or export does this mode read, and
+where is its prefix". ``flags/preflight`` asks it before TensorFlow is
+imported (``tf.io.gfile`` is imported only for remote paths such as
+``gs://``); ``jobs`` and the ``Trainer`` ask it again once they run. What
+*kind* the chosen prefix is (ours, our export, the original release's
+checkpoint or export) is read from its keys by ``checkpoints.formats``.
+
+Accepted ``--checkpoint`` paths: a checkpoint prefix (``.../ckpt-N``, with
+its ``.index``), a directory holding checkpoints (a ``checkpoint`` state
+file naming the newest complete one: ``tf.train.CheckpointManager``, ours
+and the original's, writes it only after the checkpoint), a SavedModel
+directory (``saved_model.pb`` + ``variables/``) or a directory of exported
+versions (``<model_dir>/saved_model``: its newest all-digit version).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from typing import Optional
+
+from simclr_tf.config import ConfigError
+
+STATE_FILE = 'checkpoint'  # written by tf.train.CheckpointManager
+_STATE_PATH = re.compile(r'^model_checkpoint_path:\s*"(.*)"\s*$', re.M)
+KINDS_TEXT = ('a checkpoint prefix with a .index file, a directory holding '
+              "checkpoints (with a 'checkpoint' file), a SavedModel directory "
+              '(saved_model.pb + variables/) or a directory of exported '
+              'versions such as MODEL_DIR/saved_model')
+
+
+class CheckpointError(ConfigError):
+  """A checkpoint is missing or does not fit the model; says which."""
+
+
+def is_remote(path) -> bool:
+  """A path tf.io.gfile must open (gs://, hdfs:// ...)."""
+  return '://' in path
+
+
+def _gfile():
+  import tensorflow as tf  # only for remote paths, e.g. gs://
+  return tf.io.gfile
+
+
+def exists(path):
+  return _gfile().exists(path) if is_remote(path) else os.path.exists(path)
+
+
+def isdir(path):
+  return _gfile().isdir(path) if is_remote(path) else os.path.isdir(path)
+
+
+def _listdir(path):
+  names = _gfile().listdir(path) if is_remote(path) else os.listdir(path)
+  return [n.rstrip('/') for n in names]
+
+
+def _read(path):
+  if is_remote(path):
+    with _gfile().GFile(path) as f:
+      return f.read()
+  with open(path, encoding='utf-8', errors='replace') as f:
+    return f.read()
+
+
+def latest(directory) -> Optional[str]:
+  """The newest checkpoint prefix the state file in ``directory`` names
+  and whose ``.index`` exists, else None (``tf.train.latest_checkpoint``)."""
+  if not directory:
+    return None
+  state = os.path.join(directory, STATE_FILE)
+  if not exists(state) or isdir(state):
+    return None
+  match = _STATE_PATH.search(_read(state))
+  if not match:
+    return None
+  prefix = match.group(1)
+  if not (is_remote(prefix) or os.path.isabs(prefix)):
+    prefix = os.path.join(directory, prefix)
+  return prefix if exists(prefix + '.index') else None
+
+
+def saved_model_variables(path) -> Optional[str]:
+  """``path/variables/variables`` if ``path`` is a SavedModel with them."""
+  prefix = os.path.join(path, 'variables', 'variables')
+  return prefix if exists(prefix + '.index') else None
+
+
+def _newest_export(root) -> Optional[str]:
+  """Variables of the newest ``root/<step>/`` version, or None (an export
+  in progress or interrupted lives in a ``.tmp-*`` directory)."""
+  steps = sorted((int(n) for n in _listdir(root) if n.isdigit()),
+                 reverse=True)
+  for step in steps:
+    prefix = saved_model_variables(os.path.join(root, str(step)))
+    if prefix:
+      return prefix
+  return None
+
+
+def resolve(path: str, flag: str = 'checkpoint') -> str:
+  """The checkpoint prefix ``path`` stands for (see the module docstring).
+
+  Raises:
+    CheckpointError: nothing loadable at ``path``, saying what is there.
+  """
+  if exists(path + '.index'):
+    return path
+  if not isdir(path):
+    raise CheckpointError(f'--{flag}={path} does not exist: expected '
+                          f'{KINDS_TEXT}.')
+  if exists(os.path.join(path, 'saved_model.pb')):
+    found = saved_model_variables(path)
+    if found:
+      return found
+    raise CheckpointError(f'--{flag}={path} is a SavedModel without '
+                          'variables/variables.index: nothing to load.')
+  found = latest(path) or _newest_export(path)
+  if found:
+    return found
+  raise CheckpointError(f'--{flag}={path} is a directory without a '
+                        f'checkpoint: expected {KINDS_TEXT}.')
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+  """The checkpoint a run reads.
+
+  prefix: what ``tf.train.load_checkpoint`` opens.
+  role: 'resume' (the run's own newest checkpoint in --model_dir: model,
+    optimizer and step), 'warm_start' (--checkpoint: the model only),
+    'restore' (eval and export: the whole model).
+  flag: the flag that named it ('model_dir' or 'checkpoint').
+  """
+  prefix: str
+  role: str
+  flag: str
+
+
+def choose(cfg) -> Optional[Choice]:
+  """The checkpoint ``cfg`` (a Config) reads, or None (a fresh run, or
+  --eval_watch waiting for one). The rule for every mode:
+
+  * train, train_then_eval: the run's own newest checkpoint (resume),
+    else --checkpoint (warm start);
+  * eval, export: --checkpoint when given, else the newest checkpoint in
+    --model_dir. (``--eval_watch`` follows --model_dir; see jobs.)
+
+  Raises:
+    CheckpointError: a mode that needs a checkpoint has none, or
+      --checkpoint names nothing loadable.
+  """
+  t, mode = cfg.train, cfg.mode
+  own = latest(t.model_dir) if isdir(t.model_dir or '.') else None
+  given = resolve(t.checkpoint) if t.checkpoint else None
+  if mode in ('train', 'train_then_eval'):
+    if own:
+      return Choice(own, 'resume', 'model_dir')
+    if given:
+      return Choice(given, 'warm_start', 'checkpoint')
+    if t.train_mode == 'finetune':
+      raise CheckpointError(
+          f'--train_mode=finetune needs --checkpoint=PATH (a pretrained '
+          f'model) because --model_dir={t.model_dir} holds no checkpoint to '
+          'resume: pass the --model_dir of a pretraining run, one of its '
+          'ckpt-N prefixes, its saved_model/<step> export, or a checkpoint '
+          'of the original SimCLR release.')
+    return None
+  if mode == 'eval' and t.eval_watch:
+    return None
+  if given or own:
+    return Choice(given or own, 'restore',
+                  'checkpoint' if given else 'model_dir')
+  where = f'--model_dir={t.model_dir} holds no checkpoint'
+  if mode == 'export':
+    raise CheckpointError(f'--mode=export: {where}; give --checkpoint=PATH '
+                          'or train first.')
+  raise CheckpointError(f'--mode=eval: {where}; train first, give the '
+                        'training --model_dir or --checkpoint=PATH, or add '
+                        '--eval_watch to wait.')
