@@ -45,6 +45,16 @@ def test_architecture_comes_from_the_checkpoint(tmp_path, checkpoint_a):
   assert checkpoints.resolve_architecture(agree, choice).model.resnet_depth == 18
 
 
+def test_an_imagenet_stem_checkpoint_gets_its_input_size(tmp_path):
+  prefix = ref.write_checkpoint('C', str(tmp_path / 'c'))
+  cfg = _config(tmp_path / 'run', mode='export', checkpoint=prefix)
+  cfg = checkpoints.resolve_architecture(cfg, paths.choose(cfg),
+                                         num_classes_from_checkpoint=True)
+  m = cfg.model
+  assert (m.resnet_depth, m.sk_ratio, m.uses_cifar_stem, m.image_size,
+          m.num_classes) == (50, 0.0625, False, 224, 1000)
+
+
 @pytest.mark.parametrize('flag,value,stored', [
     ('resnet_depth', 50, 'resnet_depth=18'),
     ('width_multiplier', 0.5, 'width_multiplier=1.0'),

@@ -89,16 +89,13 @@ def _check_given(cfg, found: dict, prefix: str) -> None:
                     'projection head layers', stored_layers, prefix)
 
 
-def _merge(cfg, found: dict, strict_names=()):
-  """cfg with ``found``'s architecture fields where the user gave none."""
-  changes = {n: found[n] for n in ARCHITECTURE
-             if n in found and found[n] is not None and not _given(cfg, n)}
-  if (not _given(cfg, 'image_size') and changes.get('cifar_stem') is False
-      and cfg.model.image_size <= 32):
+def _merge(cfg, found: dict, names):
+  """cfg with ``found``'s ``names`` fields where the user gave none."""
+  changes = {n: found[n] for n in names
+             if found.get(n) is not None and not _given(cfg, n)}
+  if (not _given(cfg, 'image_size') and 'image_size' not in changes and
+      changes.get('cifar_stem') is False and cfg.model.image_size <= 32):
     changes['image_size'] = 224  # an ImageNet-stem network's input
-  if 'image_size' in strict_names and found.get('image_size') and \
-      not _given(cfg, 'image_size'):
-    changes['image_size'] = found['image_size']
   if not changes:
     return cfg, {}
   model = dataclasses.replace(cfg.model, **changes)
@@ -133,8 +130,10 @@ def resolve_architecture(cfg, choice, *, num_classes_from_checkpoint=False):
     found = _our_model_fields(choice.prefix)
     if not found:
       return cfg
-  cfg, changes = _merge(cfg, found, strict_names=('image_size',)
-                        if kind not in formats.ORIGINAL_KINDS else ())
+  # Our runs also record the image size they trained at.
+  names = ARCHITECTURE + (() if kind in formats.ORIGINAL_KINDS
+                          else ('image_size',))
+  cfg, changes = _merge(cfg, found, names)
   if num_classes_from_checkpoint and found.get('num_classes'):
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(
         cfg.model, num_classes=found['num_classes']))
