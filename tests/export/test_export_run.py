@@ -1,40 +1,24 @@
 """run.py writes exports (end of training, --mode=export) and warm-starts
 from them; in subprocesses, as users run it (tiny model, 32 px npz data)."""
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
+from tests.helpers import cli
+
 pytestmark = pytest.mark.slow
 
-TINY = ['--resnet_depth=18', '--width_multiplier=0.125', '--image_size=32',
-        '--train_batch_size=8', '--eval_batch_size=8', '--proj_out_dim=16',
-        '--log_every_steps=1', '--warmup_epochs=0', '--use_blur=false',
-        '--mode=train']
+TINY = cli.TINY + ['--mode=train']
 
 
 def _npz_dataset(root):
-  rng = np.random.default_rng(0)
-  for split, n in (('train', 24), ('test', 8)):
-    labels = np.arange(n) % 3
-    images = (rng.uniform(0, 60, (n, 32, 32, 3)) +
-              labels[:, None, None, None] * 60).astype(np.uint8)
-    np.savez(os.path.join(root, f'{split}.npz'), images=images,
-             labels=labels)
+  return cli.write_tiny_npz(root, sizes=(24, 8))
 
 
 def _run(args):
-  env = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'}
-  proc = subprocess.run([sys.executable, os.path.join(ROOT, 'run.py'),
-                         *args], capture_output=True, text=True,
-                        timeout=300, env=env, cwd=ROOT)
-  assert proc.returncode == 0, f'run.py {args}:\n{proc.stderr[-4000:]}'
-  return proc
+  return cli.run(args, timeout=300)
 
 
 def _versions(model_dir):

@@ -16,11 +16,12 @@ TINY = ['--resnet_depth=18', '--width_multiplier=0.125', '--image_size=32',
         '--steps_per_loop=1']
 
 
-def write_tiny_npz(root) -> str:
-  """3-class npz dataset in ``root``: train 48 (6 batches of 8), test 20
-  (not a batch multiple); classes differ in brightness."""
+def write_tiny_npz(root, sizes=(48, 20)) -> str:
+  """3-class npz dataset in ``root``: train and test of ``sizes`` (by
+  default 48 = 6 batches of 8, and 20, not a batch multiple); classes
+  differ in brightness."""
   rng = np.random.default_rng(0)
-  for split, n in (('train', 48), ('test', 20)):
+  for split, n in zip(('train', 'test'), sizes):
     labels = np.arange(n) % 3
     images = (rng.uniform(0, 60, (n, 32, 32, 3)) +
               labels[:, None, None, None] * 60).astype(np.uint8)
