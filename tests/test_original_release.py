@@ -138,7 +138,15 @@ def one_step_config() -> Config:
 def one_step(tmp_path, strategy, cfg=None):
   """Our Trainer's pieces, one step from A's weights on the fixture's
   batch under ``strategy`` (one replica, global BN kept as the original
-  has it); returns (metrics, model, optimizer, weights before)."""
+  has it); returns (metrics, model, optimizer, weights before).
+
+  Why global BN: with these untrained weights the step's encoder gradients
+  are ill-conditioned. Scaling view1 by (1 + 1e-6) moves the stem's update
+  by 0.5% with the same code, so the round-off difference between our
+  per-replica fused BN kernel and the original's E[x^2] - E[x]^2 (Keras's
+  synchronized BN, which ``global_bn`` selects) moves it by ~1% (measured),
+  far past 1e-4; with the same BN formula it agrees to ~4e-6.
+  """
   cfg, step = cfg or one_step_config(), ref.expected('A_one_step.npz')
   plan = train.plan_training(cfg, 50000)  # CIFAR-10 train, as the fixture
   with strategy.scope():
