@@ -19,7 +19,7 @@ from simclr_tf.checkpoints.paths import (Choice, CheckpointError, choose,
 
 _LAZY = {
     'make_manager': 'manager', 'step_of': 'manager',
-    'CHECKPOINT_NAME': 'manager',
+    'CHECKPOINT_NAME': 'manager', 'STEP_KEY': 'manager',
     'detect': 'formats',
     'check': 'load', 'warm_start': 'load', 'restore_model': 'load',
     'check_compatible': 'load',
