@@ -25,23 +25,6 @@ absl_flags.adopt_module_key_flags(simclr_flags.definitions)  # --help lists all
 FLAGS = simclr_flags.FLAGS
 
 
-def _setup_runtime(cfg):
-  import keras
-  import tensorflow as tf
-  if cfg.runtime.cpu_devices:
-    cpu = tf.config.list_physical_devices('CPU')[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration()] *
-        cfg.runtime.cpu_devices)
-  if cfg.train.seed is not None:
-    keras.utils.set_random_seed(cfg.train.seed)
-  if cfg.runtime.deterministic:
-    tf.config.experimental.enable_op_determinism()
-  if cfg.runtime.mixed_precision != 'none':
-    keras.mixed_precision.set_global_policy(
-        f'mixed_{cfg.runtime.mixed_precision}')
-
-
 def main(argv, flag_values=FLAGS):
   """Runs the job the parsed ``flag_values`` describe; returns the exit code.
 
@@ -58,7 +41,6 @@ def main(argv, flag_values=FLAGS):
     print(f'error: {e}', file=sys.stderr)
     return 2
   from simclr_tf import jobs  # heavy imports only after validation
-  _setup_runtime(cfg)
   try:
     return jobs.run(cfg, export_fn=_export_fn())
   except jobs.USER_ERRORS as e:

@@ -13,7 +13,8 @@ import os
 import tensorflow as tf
 from absl import logging
 
-from simclr_tf import checkpoints, data, distribute, evaluate, train
+from simclr_tf import (checkpoints, data, distribute, evaluate, runtime,
+                       train)
 from simclr_tf.config import Config, ConfigError
 from simclr_tf.data import folder
 
@@ -92,6 +93,7 @@ def run(cfg: Config, export_fn=None) -> int:
   batch sizes, checkpoint architecture) runs before ``model_dir`` is
   created or written.
   """
+  runtime.setup(cfg)
   try:
     return _run(cfg, export_fn)
   except tf.errors.OpError as e:

@@ -8,7 +8,7 @@ and ``test_mirrored_equivalence.py`` imports ``train_fixed_batch``.
         --strategy=multi_worker --seed=1 [any run.py flag]   # TF_CONFIG set
 
 The command line is run.py's: the project's flags -> ``config_from_flags``
--> ``run._setup_runtime`` (``--seed``, ``--cpu_devices``) ->
+-> ``simclr_tf.runtime.setup`` (``--seed``, ``--cpu_devices``) ->
 ``distribute.build_strategy``. Training uses the product's pieces:
 ``train.build_model_for`` (global BN with >1 replica), ``build_optimizer``
 (LARS) with ``WarmupCosine`` (no warmup, so step 1 already moves the
@@ -241,14 +241,13 @@ def assert_same_moving_variance(want: dict, got: dict, rtol: float,
 def main(argv):
   from absl import flags as absl_flags
 
-  import run
   from flags import config_from_flags
-  from simclr_tf import distribute
+  from simclr_tf import distribute, runtime
 
   del argv
   flag_values = absl_flags.FLAGS
   cfg = config_from_flags(flag_values)
-  run._setup_runtime(cfg)  # pylint: disable=protected-access
+  runtime.setup(cfg)
   strategy = distribute.build_strategy(cfg.runtime)
   batch = global_batch(cfg.train.train_batch_size, cfg.model.image_size,
                        cfg.model.num_classes)
