@@ -175,9 +175,8 @@ OUR_SPECS = (
      ('auto', 'true', 'false')),
     ('bool', 'jit', False, 'Compile the training step with XLA.'),
     ('float', 'crop_area_min', 0.08,
-     'Lower end of the random resized crop\'s area range (paper: 0.08); '
-     'crops also cover at least 0.1 of the image, as the original release\'s '
-     '(min_object_covered), so values below 0.1 act as 0.1.'),
+     'Lower end of the crop area range (paper: 0.08); crops cover >= 0.1 '
+     'of the image as in the original, so less acts as 0.1.'),
     ('int', 'cpu_devices', 0,
      'Split the CPU into this many logical devices (0: leave as is); with '
      '--strategy=mirrored each is a replica (tests, CPU-only rehearsal).'),
