@@ -75,8 +75,9 @@ def warm_start(model, prefix: str, *, zero_init_logits: bool = False) -> str:
                  ' here, another number or none there): it starts afresh%s.',
                  prefix, head.num_classes,
                  ' at zero' if zero_init_logits else '')
-  logging.info('Warm-started the encoder, projection head%s from %s (%s).',
-               ' and classifier' if with_head else '', prefix, kind)
+  parts = ('the encoder, projection head and classifier' if with_head
+           else 'the encoder and projection head')
+  logging.info('Warm-started %s from %s (%s).', parts, prefix, kind)
   return kind
 
 
