@@ -9,9 +9,6 @@ import os
 from simclr_tf.checkpoints import paths
 from simclr_tf.config import ConfigError
 
-_remote = paths.is_remote
-
-
 def _nearest_existing(path):
   path = os.path.abspath(path)
   while not os.path.exists(path):
@@ -25,7 +22,7 @@ def _writable(path):
 
 def _check_creatable(flag, path, need_write=True):
   """``path`` is a writable directory or could be created as one."""
-  if _remote(path):
+  if paths.is_remote(path):
     return  # checking would mean writing; the run reports it
   if os.path.exists(path):
     if not os.path.isdir(path):

@@ -36,6 +36,13 @@ def _one_of(section, name, value, choices):
   _check(value in choices, section, name, value, f'must be one of {list(choices)}')
 
 
+def head_layers(proj_head_mode: str, num_proj_layers: int) -> int:
+  """Dense layers of a projection head of that mode ('none': 0, 'linear':
+  1, 'nonlinear': ``num_proj_layers``)."""
+  return {'none': 0, 'linear': 1, 'nonlinear': num_proj_layers}[
+      proj_head_mode]
+
+
 @dataclass(frozen=True)
 class ModelConfig:
   """Encoder (ResNet v1) and heads; SimCLR paper Sec. 2.1 / SimCLRv2 Sec. 2."""
@@ -97,8 +104,7 @@ class ModelConfig:
   @property
   def num_head_layers(self) -> int:
     """Dense layers in the projection head for the chosen mode."""
-    return {'none': 0, 'linear': 1, 'nonlinear': self.num_proj_layers}[
-        self.proj_head_mode]
+    return head_layers(self.proj_head_mode, self.num_proj_layers)
 
 
 @dataclass(frozen=True)

@@ -135,7 +135,7 @@ def one_step_config() -> Config:
                         train_epochs=flags['train_epochs']))
 
 
-def one_step(tmp_path, strategy, cfg=None):
+def one_step(tmp_path, strategy):
   """Our Trainer's pieces, one step from A's weights on the fixture's
   batch under ``strategy`` (one replica, global BN kept as the original
   has it); returns (metrics, model, optimizer, weights before).
@@ -147,7 +147,7 @@ def one_step(tmp_path, strategy, cfg=None):
   synchronized BN, which ``global_bn`` selects) moves it by ~1% (measured),
   far past 1e-4; with the same BN formula it agrees to ~4e-6.
   """
-  cfg, step = cfg or one_step_config(), ref.expected('A_one_step.npz')
+  cfg, step = one_step_config(), ref.expected('A_one_step.npz')
   plan = train.plan_training(cfg, 50000)  # CIFAR-10 train, as the fixture
   with strategy.scope():
     model = build_model(cfg.model)

@@ -24,6 +24,7 @@ from absl import logging
 
 from simclr_tf.checkpoints import formats, original
 from simclr_tf.checkpoints.paths import CheckpointError
+from simclr_tf.config import head_layers
 
 # ModelConfig fields that decide variables' shapes or the computation.
 ARCHITECTURE = ('resnet_depth', 'width_multiplier', 'cifar_stem', 'sk_ratio',
@@ -56,7 +57,7 @@ def _our_model_fields(prefix: str):
   return (config or {}).get('model')
 
 
-def _same(name, a, b) -> bool:
+def _same(a, b) -> bool:
   if isinstance(a, float) or isinstance(b, float):
     return a is not None and b is not None and math.isclose(a, b,
                                                             rel_tol=1e-6)
@@ -79,11 +80,11 @@ def _check_given(cfg, found: dict, prefix: str) -> None:
       continue
     mine = model.uses_cifar_stem if name == 'cifar_stem' else getattr(
         model, name)
-    if not _same(name, mine, found[name]):
+    if not _same(mine, found[name]):
       raise _mismatch(name, getattr(model, name), name, found[name], prefix)
   given_head = [n for n in _HEAD if _given(cfg, n)]
-  stored_layers = {'none': 0, 'linear': 1}.get(found['proj_head_mode'],
-                                               found['num_proj_layers'])
+  stored_layers = head_layers(found['proj_head_mode'],
+                              found['num_proj_layers'])
   if given_head and model.num_head_layers != stored_layers:
     raise _mismatch(given_head[0], getattr(model, given_head[0]),
                     'projection head layers', stored_layers, prefix)

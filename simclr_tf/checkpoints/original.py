@@ -234,10 +234,11 @@ def _stored_keys(model, shapes, prefix) -> dict:
   return found
 
 
-def check(prefix: str, model, variables) -> None:
-  """Raises OriginalFormatError naming the first of ``variables`` that is
-  missing from the original checkpoint at ``prefix`` or has another shape."""
-  shapes = open_reader(prefix).get_variable_to_shape_map()
+def _checked_keys(reader, prefix: str, model, variables) -> dict:
+  """id(variable) -> stored key for each of ``variables``; raises
+  OriginalFormatError naming the first that is missing from the original
+  checkpoint at ``prefix`` or has another shape."""
+  shapes = reader.get_variable_to_shape_map()
   by_var = _stored_keys(model, shapes, prefix)
   for v in variables:
     key = by_var.get(id(v))
@@ -252,14 +253,20 @@ def check(prefix: str, model, variables) -> None:
           f'checkpoint {prefix!r}: {key.removesuffix(SUFFIX)} has shape '
           f'{tuple(shapes[key])} there but {v.path} has {tuple(v.shape)} '
           'here.')
+  return by_var
+
+
+def check(prefix: str, model, variables) -> None:
+  """Raises OriginalFormatError naming the first of ``variables`` that is
+  missing from the original checkpoint at ``prefix`` or has another shape."""
+  _checked_keys(open_reader(prefix), prefix, model, variables)
 
 
 def load(prefix: str, model, variables) -> int:
   """Assigns every one of ``variables`` from the original checkpoint or
-  export at ``prefix`` (after ``check``); returns how many."""
-  check(prefix, model, variables)
+  export at ``prefix`` (after the checks of ``check``); returns how many."""
   reader = open_reader(prefix)
-  by_var = _stored_keys(model, reader.get_variable_to_shape_map(), prefix)
+  by_var = _checked_keys(reader, prefix, model, variables)
   for v in variables:
     v.assign(reader.get_tensor(by_var[id(v)]).astype(np.float32))
   return len(variables)

@@ -154,7 +154,7 @@ def choose(cfg) -> Optional[Choice]:
       --checkpoint names nothing loadable.
   """
   t, mode = cfg.train, cfg.mode
-  own = latest(t.model_dir) if isdir(t.model_dir or '.') else None
+  own = latest(t.model_dir)
   given = resolve(t.checkpoint) if t.checkpoint else None
   if mode in ('train', 'train_then_eval'):
     if own:

@@ -134,21 +134,11 @@ def write_export_with_graph(directory: str) -> str:
                for _, _, shape, _, train_key in rows}
   listed = {key.removesuffix(suffix): variables[train_key]
             for key, *_, train_key in rows}
-  trainable = {k: v for k, v in listed.items()
-               if k.startswith('trainable_variables_list/')}
-  others = {k: v for k, v in listed.items() if k not in trainable}
   training = {k.removesuffix(suffix): v for k, v in variables.items()}
-  # The export's own lists first: the saver stores each variable under the
-  # first path it reaches, as in the original's export.
-  root = _tree({**trainable, **others})
-  for path, v in training.items():
-    node = root
-    *parents, leaf = path.split('/')
-    for part in parents:
-      if not hasattr(node, part):
-        setattr(node, part, tf.train.Checkpoint())
-      node = getattr(node, part)
-    setattr(node, leaf, v)
+  # The saver stores each variable under the shortest path that reaches it
+  # (breadth first): trainable_variables_list/<i> (depth 2), else
+  # model/<layer>/variables/<j> (depth 4), as in the original's export.
+  root = _tree({**listed, **training})
   os.makedirs(os.path.join(directory, 'variables'), exist_ok=True)
   open(os.path.join(directory, 'saved_model.pb'), 'wb').close()
   prefix = os.path.join(directory, 'variables', 'variables')
