@@ -34,9 +34,8 @@ import keras  # noqa: E402
 
 import machine  # noqa: E402  (bench/machine.py)
 
-from simclr_tf import config, steps  # noqa: E402
+from simclr_tf import config, steps, tasks  # noqa: E402
 from simclr_tf.optim import WarmupCosine, build_optimizer  # noqa: E402
-from simclr_tf.train import build_model_for  # noqa: E402
 
 VARIANTS = {
     'reference': [],
@@ -99,13 +98,14 @@ def measure(args) -> dict:
   peak = matmul_peak()
   cfg = make_config(args)
   strategy = tf.distribute.get_strategy()
-  model = build_model_for(cfg, strategy)
+  task = tasks.get(cfg)
+  model = task.build_model(strategy)
   flops = 3 * forward_flops(model, 32)
   schedule = WarmupCosine(0.3, args.batch, total_steps=1000, warmup_steps=10)
   optimizer = build_optimizer(cfg.optim, schedule,
                               loss_scale=args.mixed_precision == 'float16')
-  optimizer.build(steps.trainable_variables(model, cfg))
-  loop = steps.make_train_loop(model, optimizer, strategy, cfg,
+  optimizer.build(task.trainable_variables(model))
+  loop = steps.make_train_loop(model, optimizer, strategy, task,
                                jit_compile=args.jit)
   data = tf.data.Dataset.from_tensors(fixed_batch(args.batch, 32)).repeat()
   iterator = iter(strategy.experimental_distribute_dataset(data))

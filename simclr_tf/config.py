@@ -12,11 +12,13 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Optional
 
+from simclr_tf import tasks
+
 RESNET_DEPTHS = (18, 34, 50, 101, 152, 200)
 PROJ_HEAD_MODES = ('none', 'linear', 'nonlinear')
 OPTIMIZERS = ('lars', 'momentum', 'adam', 'adamw', 'lamb')
 LR_SCALINGS = ('linear', 'sqrt')
-TRAIN_MODES = ('pretrain', 'finetune')
+TRAIN_MODES = tasks.NAMES  # one Task per mode: simclr_tf/tasks/
 
 
 class ConfigError(ValueError):

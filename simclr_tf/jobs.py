@@ -14,7 +14,7 @@ import tensorflow as tf
 from absl import logging
 
 from simclr_tf import (checkpoints, data, distribute, evaluate, runtime,
-                       train)
+                       tasks, train)
 from simclr_tf.config import Config, ConfigError
 from simclr_tf.data import folder
 
@@ -40,10 +40,9 @@ def _get_source(data_cfg):
     raise ConfigError(f'--dataset={data_cfg.dataset}: {e}') from None
 
 
-def _inputs_read(cfg: Config) -> list:
+def _inputs_read(cfg: Config, task) -> list:
   """``(split flag, its batch flag or None)`` for every split the run reads."""
-  evaluates = (cfg.train.train_mode == 'finetune' or
-               cfg.train.lineareval_while_pretraining)
+  evaluates = task.evaluates()
   train_in = ('train_split', 'train_batch_size')
   eval_in = ('eval_split', 'eval_batch_size')
   return {
@@ -56,7 +55,7 @@ def _inputs_read(cfg: Config) -> list:
   }[cfg.mode]
 
 
-def check_inputs(cfg: Config, strategy, source) -> None:
+def check_inputs(cfg: Config, strategy, source, task) -> None:
   """Every split the run reads exists and has examples (image folders:
   every file has an image header), and every batch it uses splits evenly
   over the replicas. Called before anything is written.
@@ -64,7 +63,7 @@ def check_inputs(cfg: Config, strategy, source) -> None:
   Raises:
     ConfigError: naming the flag, its value and what would be right.
   """
-  for split_flag, batch_flag in _inputs_read(cfg):
+  for split_flag, batch_flag in _inputs_read(cfg, task):
     split = getattr(cfg.data, split_flag)
     try:
       source.check_split(split)
@@ -110,19 +109,20 @@ def _run(cfg, export_fn):
   choice = checkpoints.choose(cfg)
   cfg = checkpoints.resolve_architecture(
       cfg, choice, num_classes_from_checkpoint=cfg.mode == 'export')
-  check_inputs(cfg, strategy, source)
+  task = tasks.get(cfg)
+  check_inputs(cfg, strategy, source, task)
   chief = distribute.is_chief(strategy)
   logging.info('Mode %s, %s, %d replica(s).', cfg.mode,
                type(strategy).__name__, strategy.num_replicas_in_sync)
   if cfg.mode == 'export':
-    return _export_checkpoint(cfg, strategy, export_fn, chief, choice)
+    return _export_checkpoint(cfg, task, strategy, export_fn, chief, choice)
   if cfg.mode == 'eval':
-    _eval_checkpoints(cfg, strategy, source, chief, choice)
+    _eval_checkpoints(cfg, task, strategy, source, chief, choice)
     return 0
   on_ckpt = None
   if export_fn is not None and cfg.train.export_every_checkpoint:
     on_ckpt = lambda t, step: _export(export_fn, t.model, cfg, step, chief)  # noqa: E731,E501
-  trainer = train.Trainer(cfg, strategy, source, chief=chief,
+  trainer = train.Trainer(cfg, strategy, source, task=task, chief=chief,
                           on_checkpoint=on_ckpt, start=choice)
   if choice is not None:  # before model_dir is written
     checkpoints.check(choice.prefix, trainer.model,
@@ -168,33 +168,33 @@ def _eval_model(cfg, strategy, source, model, step, chief):
   return result
 
 
-def _restore_for_eval(cfg, strategy, path):
-  model = train.build_model_for(cfg, strategy)
+def _restore_for_eval(task, strategy, path):
+  model = task.build_model(strategy)
   kind = checkpoints.restore_model(path, model)
   logging.info('Restored the model from %s (%s).', path, kind)
   return model, checkpoints.step_of(path)
 
 
-def _eval_checkpoints(cfg, strategy, source, chief, choice):
+def _eval_checkpoints(cfg, task, strategy, source, chief, choice):
   """Evaluates the chosen checkpoint, or (--eval_watch) each new one in
   --model_dir up to the final step."""
   if not cfg.train.eval_watch:
-    model, step = _restore_for_eval(cfg, strategy, choice.prefix)
+    model, step = _restore_for_eval(task, strategy, choice.prefix)
     _eval_model(cfg, strategy, source, model, step, chief)
     return
   total = train.plan_training(
       cfg, source.num_examples(cfg.data.train_split)).total_steps
   for path in tf.train.checkpoints_iterator(
       cfg.train.model_dir, timeout=cfg.train.eval_timeout_secs or None):
-    model, step = _restore_for_eval(cfg, strategy, path)
+    model, step = _restore_for_eval(task, strategy, path)
     _eval_model(cfg, strategy, source, model, step, chief)
     if step >= total:
       return
 
 
-def _export_checkpoint(cfg, strategy, export_fn, chief, choice):
+def _export_checkpoint(cfg, task, strategy, export_fn, chief, choice):
   if export_fn is None:
     raise ConfigError('--mode=export: the export package is not available.')
-  model, step = _restore_for_eval(cfg, strategy, choice.prefix)
+  model, step = _restore_for_eval(task, strategy, choice.prefix)
   _export(export_fn, model, cfg, step, chief)
   return 0

@@ -26,9 +26,8 @@ import time
 import tensorflow as tf
 from absl import logging
 
-from simclr_tf import checkpoints, data, steps
+from simclr_tf import checkpoints, steps, tasks
 from simclr_tf.config import Config
-from simclr_tf.models import build_model
 from simclr_tf.optim import (WarmupCosine, build_optimizer, unwrap,
                              warmup_steps_for)
 
@@ -59,22 +58,6 @@ def plan_training(cfg: Config, num_examples: int) -> TrainPlan:
   return TrainPlan(num_examples, total, every, warmup, num_examples / batch)
 
 
-def effective_model_config(cfg: Config, strategy):
-  """Global BN only pays off with more than one replica."""
-  if cfg.model.global_bn and strategy.num_replicas_in_sync == 1:
-    return dataclasses.replace(cfg.model, global_bn=False)
-  return cfg.model
-
-
-def build_model_for(cfg: Config, strategy):
-  """The model a run trains or evaluates, created under ``strategy.scope()``."""
-  with strategy.scope():
-    return build_model(
-        effective_model_config(cfg, strategy), train_mode=cfg.train.train_mode,
-        lineareval_while_pretraining=cfg.train.lineareval_while_pretraining,
-        fine_tune_after_block=cfg.train.fine_tune_after_block)
-
-
 def _format_eta(seconds: float) -> str:
   seconds = int(max(0, seconds))
   return f'{seconds // 3600}h{seconds // 60 % 60:02d}m{seconds % 60:02d}s'
@@ -83,15 +66,17 @@ def _format_eta(seconds: float) -> str:
 class Trainer:
   """Trains one model as the config says; see the module docstring."""
 
-  def __init__(self, cfg: Config, strategy, source, *, chief: bool = True,
-               on_checkpoint=None, start=None):
+  def __init__(self, cfg: Config, strategy, source, *, task=None,
+               chief: bool = True, on_checkpoint=None, start=None):
     self.cfg, self.strategy, self.source, self.chief = (
         cfg, strategy, source, chief)
+    self.task = task if task is not None else tasks.get(cfg)
     # The checkpoint to start from (checkpoints.choose): resume or warm start.
     self.start = start if start is not None else checkpoints.choose(cfg)
     self.on_checkpoint = on_checkpoint
     self.plan = plan_training(cfg, source.num_examples(cfg.data.train_split))
-    self.model = build_model_for(cfg, strategy)
+    self.model = self.task.build_model(strategy)
+    self.task.prepare(strategy)
     with strategy.scope():
       schedule = WarmupCosine(
           cfg.optim.learning_rate, cfg.train.train_batch_size,
@@ -101,7 +86,7 @@ class Trainer:
       self.optimizer = build_optimizer(
           cfg.optim, schedule,
           loss_scale=cfg.runtime.mixed_precision == 'float16')
-      self.optimizer.build(steps.trainable_variables(self.model, cfg))
+      self.optimizer.build(self.task.trainable_variables(self.model))
     self.schedule = schedule
     self.manager = checkpoints.make_manager(
         self.model, unwrap(self.optimizer), cfg.train.model_dir,
@@ -126,13 +111,8 @@ class Trainer:
   def _dataset(self, start_step):
     """The training stream as an uninterrupted run has it at ``start_step``
     (with a seed, a resumed run sees the batches it would have seen)."""
-    t = self.cfg.train
-    return data.build_dataset(
-        self.strategy, self.source, self.cfg.data.train_split,
-        mode=t.train_mode, global_batch_size=t.train_batch_size,
-        image_size=self.cfg.model.image_size, augment_cfg=self.cfg.augment,
-        seed=t.seed, cache=self.cfg.data.cache_dataset,
-        start_step=start_step)
+    return self.task.dataset(self.strategy, self.source,
+                             self.cfg.data.train_split, start_step)
 
   def train(self) -> int:
     """Runs to ``plan.total_steps``; returns the final global step."""
@@ -142,17 +122,16 @@ class Trainer:
       logging.info('Already trained to step %d of %d.', step, total)
       return step
     loop = steps.make_train_loop(self.model, self.optimizer, self.strategy,
-                                 self.cfg, jit_compile=self.cfg.runtime.jit)
+                                 self.task, jit_compile=self.cfg.runtime.jit)
     iterator = iter(self._dataset(step))
     writer = self._summary_writer('train')
-    if step == 0:
-      self._write_view_grid(writer)
+    if step == 0 and self.chief:
+      self.task.write_start_summaries(writer, self.strategy, self.source)
     return self._run(loop, iterator, writer, step, total)
 
   def _run(self, loop, iterator, writer, step, total):
     t = self.cfg.train
-    images_per_step = t.train_batch_size * (
-        2 if t.train_mode == 'pretrain' else 1)
+    images_per_step = self.task.images_per_step
     start, start_step = time.time(), step
     last_log = step
     while step < total:
@@ -233,34 +212,14 @@ class Trainer:
       tf.summary.scalar('learning_rate', lr)
       tf.summary.scalar('throughput_images_per_sec', rate)
 
-  def _write_view_grid(self, writer):
-    """A grid of augmented (view1 | view2) pairs, as the run starts.
-
-    From a small dataset of its own: taking a batch from the training
-    iterator would shift the stream by one step relative to a resumed run.
-    """
-    if self.cfg.train.train_mode != 'pretrain' or not self.chief:
-      return
-    t = self.cfg.train
-    batch = min(8, t.train_batch_size // self.strategy.num_replicas_in_sync)
-    pairs = data.make_dataset(
-        self.source, self.cfg.data.train_split, mode='pretrain',
-        batch_size=batch, image_size=self.cfg.model.image_size,
-        augment_cfg=self.cfg.augment, seed=t.seed, jit_compile=False)
-    first = next(iter(pairs))
-    v1, v2 = first['view1'], first['view2']
-    with writer.as_default(step=0):
-      tf.summary.image('train/view_pairs', tf.concat([v1, v2], axis=2),
-                       max_outputs=8)
-
   def _log_progress(self, metrics, lr, rate, step, total, elapsed, start):
     eta = elapsed / max(step - start, 1) * (total - step)
     parts = [f'step {step}/{total}', f'loss {metrics["total_loss"]:.4f}']
     if 'contrast_acc' in metrics:
       parts.append(f'contrast_acc {metrics["contrast_acc"]:.3f}')
     if 'supervised_acc' in metrics:
-      label = 'probe_acc' if self.cfg.train.train_mode == 'pretrain' else 'acc'
-      parts.append(f'{label} {metrics["supervised_acc"]:.3f}')
+      parts.append(f'{self.task.progress_label} '
+                   f'{metrics["supervised_acc"]:.3f}')
     parts += [f'lr {lr:.4g}', f'{rate:.1f} img/s', f'ETA {_format_eta(eta)}']
     logging.info(' | '.join(parts))
 

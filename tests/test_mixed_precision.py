@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from simclr_tf import checkpoints, config, steps
+from simclr_tf import checkpoints, config, steps, tasks
 from simclr_tf.optim import build_optimizer, unwrap
-from simclr_tf.train import build_model_for
 
 
 @pytest.fixture
@@ -38,16 +37,17 @@ def _step(precision, views, num_steps=1, scale=None):
   """
   cfg = _cfg(precision)
   strategy = tf.distribute.get_strategy()
-  model = build_model_for(cfg, strategy)
+  task = tasks.get(cfg)
+  model = task.build_model(strategy)
   opt = build_optimizer(cfg.optim, 0.1, loss_scale=precision == 'float16')
-  opt.build(steps.trainable_variables(model, cfg))
+  opt.build(task.trainable_variables(model))
   if scale is not None and precision == 'float16':
     opt.dynamic_scale.assign(scale)
   before = [v.numpy() for v in model.trainable_variables]
   batch = {'view1': views[0], 'view2': views[1],
            'label': tf.constant([0, 1, 2, 3], tf.int64)}
   ds = tf.data.Dataset.from_tensors(batch).repeat()
-  loop = steps.make_train_loop(model, opt, strategy, cfg)
+  loop = steps.make_train_loop(model, opt, strategy, task)
   metrics = loop(iter(ds), tf.constant(num_steps))
   after = [v.numpy() for v in model.trainable_variables]
   changed = sum(not np.array_equal(b, a) for b, a in zip(before, after))

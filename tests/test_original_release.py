@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from simclr_tf import checkpoints, steps, train
+from simclr_tf import checkpoints, steps, tasks, train
 from simclr_tf.checkpoints import formats, original
 from simclr_tf.config import (Config, LossConfig, ModelConfig, OptimConfig,
                               TrainConfig)
@@ -155,11 +155,12 @@ def one_step(tmp_path, strategy):
     schedule = WarmupCosine(1.0, 16, total_steps=plan.total_steps,
                             warmup_steps=plan.warmup_steps)
     optimizer = build_optimizer(cfg.optim, schedule)
-    optimizer.build(steps.trainable_variables(model, cfg))
+    optimizer.build(model.trainable_variables)
   batch = {'view1': step['view1'], 'view2': step['view2'],
            'label': step['labels'].astype(np.int32)}
   before = {k: v.numpy() for k, v in original.original_keys(model).items()}
-  loop = steps.make_train_loop(model, optimizer, strategy, cfg)
+  loop = steps.make_train_loop(model, optimizer, strategy,
+                               tasks.get(cfg))
   dataset = strategy.experimental_distribute_dataset(
       tf.data.Dataset.from_tensors(batch).repeat())
   metrics = loop(iter(dataset), tf.constant(1))

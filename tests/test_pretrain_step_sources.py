@@ -10,7 +10,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), 'data'))
 from data_testutil import random_split  # noqa: E402
 from test_data_sources import _write_tfds_metadata  # noqa: E402
 
-from simclr_tf import data, steps  # noqa: E402
+from simclr_tf import data, steps, tasks  # noqa: E402
 from simclr_tf.config import (AugmentConfig, Config, DataConfig,  # noqa: E402
                               ModelConfig, OptimConfig, TrainConfig)
 from simclr_tf.models import build_model  # noqa: E402
@@ -34,7 +34,8 @@ def _one_step(data_cfg, split='train'):
                                augment_cfg=cfg.augment, seed=0,
                                jit_compile=False)
   before = [v.numpy() for v in model.encoder.trainable_variables]
-  metrics = steps.make_train_loop(model, optimizer, strategy, cfg)(
+  metrics = steps.make_train_loop(model, optimizer, strategy,
+                                   tasks.get(cfg))(
       iter(dataset), tf.constant(1))
   assert np.isfinite(float(metrics['contrast_loss']))
   assert float(metrics['contrast_loss']) > 0

@@ -21,6 +21,7 @@ import os
 import re
 from typing import Optional
 
+from simclr_tf import tasks
 from simclr_tf.config import ConfigError
 
 STATE_FILE = 'checkpoint'  # written by tf.train.CheckpointManager
@@ -161,9 +162,9 @@ def choose(cfg) -> Optional[Choice]:
       return Choice(own, 'resume', 'model_dir')
     if given:
       return Choice(given, 'warm_start', 'checkpoint')
-    if t.train_mode == 'finetune':
+    if tasks.MODES[t.train_mode].needs == 'checkpoint':
       raise CheckpointError(
-          f'--train_mode=finetune needs --checkpoint=PATH (a pretrained '
+          f'--train_mode={t.train_mode} needs --checkpoint=PATH (a pretrained '
           f'model) because --model_dir={t.model_dir} holds no checkpoint to '
           'resume: pass the --model_dir of a pretraining run, one of its '
           'ckpt-N prefixes, its saved_model/<step> export, or a checkpoint '

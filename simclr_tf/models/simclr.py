@@ -9,6 +9,7 @@ statistics span both views as in the paper.
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import keras
 import tensorflow as tf
@@ -61,25 +62,28 @@ class SimCLRModel(keras.Model):
             self.projection_head.trainable_variables)
 
 
-def build_model(cfg: ModelConfig, *, train_mode: str = 'pretrain',
-                lineareval_while_pretraining: bool = True,
-                fine_tune_after_block: int = -1) -> SimCLRModel:
-  """Builds (and creates the variables of) the model a run needs.
+def build_model(cfg: ModelConfig, *, probe: bool = True,
+                probe_stop_gradient: bool = True,
+                probe_input_norm: Optional[bool] = None,
+                frozen_groups: int = 0) -> SimCLRModel:
+  """Builds (and creates the variables of) a model with these heads.
 
-  ``fine_tune_after_block`` = -1 trains everything, 0 freezes the stem,
-  k in 1..4 also freezes block groups 1..k (4 = classifier only); it is
-  only meaningful when fine-tuning.
+  The defaults are pretraining's (``simclr_tf.tasks`` gives each training
+  mode's):
+
+  Args:
+    cfg: the architecture.
+    probe: give the model a supervised (logits) head.
+    probe_stop_gradient: cut its input from the gradient (a linear probe).
+    probe_input_norm: standardise its input (None: ``cfg.probe_input_norm``).
+    frozen_groups: 0..5 encoder groups (stem, block groups 1-4) kept
+      frozen: not trainable, BN in inference mode, gradient cut after them.
   """
-  if train_mode not in ('pretrain', 'finetune'):
-    raise ConfigError(f"train_mode={train_mode!r} is invalid: must be "
-                      "'pretrain' or 'finetune'.")
-  if not -1 <= fine_tune_after_block <= 4:
-    raise ConfigError(f'fine_tune_after_block={fine_tune_after_block!r} is '
-                      'invalid: must be in [-1, 4].')
-  if train_mode == 'pretrain' and fine_tune_after_block != -1:
-    raise ConfigError(f'fine_tune_after_block={fine_tune_after_block} is '
-                      'invalid during pretraining: it only applies to '
-                      "train_mode='finetune' (use -1).")
+  if not 0 <= frozen_groups <= 5:
+    raise ConfigError(f'frozen_groups={frozen_groups!r} is invalid: must be '
+                      'in [0, 5] (fine_tune_after_block + 1).')
+  if probe_input_norm is None:
+    probe_input_norm = cfg.probe_input_norm
   bn = dict(momentum=cfg.batch_norm_decay, epsilon=cfg.batch_norm_epsilon,
             synchronized=cfg.global_bn)
   encoder = ResNet(cfg.resnet_depth, cfg.width_multiplier,
@@ -87,21 +91,16 @@ def build_model(cfg: ModelConfig, *, train_mode: str = 'pretrain',
                    se_ratio=cfg.se_ratio,
                    batch_norm_decay=cfg.batch_norm_decay,
                    batch_norm_epsilon=cfg.batch_norm_epsilon,
-                   global_bn=cfg.global_bn,
-                   frozen_groups=fine_tune_after_block + 1,
+                   global_bn=cfg.global_bn, frozen_groups=frozen_groups,
                    group1_projection=cfg.group1_projection, name='resnet')
   head = ProjectionHead(cfg.num_head_layers, cfg.proj_out_dim, bn_kwargs=bn,
                         name='projection_head')
-  with_probe = train_mode == 'finetune' or lineareval_while_pretraining
   supervised = (SupervisedHead(cfg.num_classes, cfg.zero_init_logits_layer,
-                               input_norm=(train_mode == 'pretrain' and
-                                           cfg.probe_input_norm),
-                               bn_kwargs=bn)
-                if with_probe else None)
+                               input_norm=probe_input_norm, bn_kwargs=bn)
+                if probe else None)
   model = SimCLRModel(encoder, head, supervised,
                       ft_proj_selector=cfg.ft_proj_selector,
-                      probe_stop_gradient=train_mode == 'pretrain',
-                      name='simclr')
+                      probe_stop_gradient=probe_stop_gradient, name='simclr')
   model(tf.zeros([1, cfg.image_size, cfg.image_size, 3]), training=False)
   return model
 

@@ -116,12 +116,13 @@ def train_fixed_batch(cfg, strategy, batch: dict, num_steps: int, *,
   import keras
   import tensorflow as tf
 
-  from simclr_tf import steps, train
+  from simclr_tf import steps, tasks
   from simclr_tf.optim import WarmupCosine, build_optimizer
 
   assert cfg.train.train_batch_size == len(batch['label'])
   with python_random_seed(init_seed):
-    model = train.build_model_for(cfg, strategy)
+    task = tasks.get(cfg)
+    model = task.build_model(strategy)
   if init_weights is not None:
     for variable, value in zip(model.weights, init_weights, strict=True):
       variable.assign(value)
@@ -131,8 +132,8 @@ def train_fixed_batch(cfg, strategy, batch: dict, num_steps: int, *,
         total_steps=num_steps, warmup_steps=0,
         scaling=cfg.optim.learning_rate_scaling)
     optimizer = build_optimizer(cfg.optim, schedule)
-    optimizer.build(steps.trainable_variables(model, cfg))
-  loop = steps.make_train_loop(model, optimizer, strategy, cfg,
+    optimizer.build(task.trainable_variables(model))
+  loop = steps.make_train_loop(model, optimizer, strategy, task,
                                jit_compile=cfg.runtime.jit)
   iterator = iter(distributed_batches(strategy, batch))
   out, history = {}, []

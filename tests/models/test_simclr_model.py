@@ -3,19 +3,23 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from simclr_tf.config import ConfigError, ModelConfig
-from simclr_tf.models import (OUTPUT_NAMES, ProjectionHead, SupervisedHead,
-                              build_model)
+from simclr_tf import tasks
+from simclr_tf.config import Config, ConfigError, ModelConfig, TrainConfig
+from simclr_tf.models import OUTPUT_NAMES, ProjectionHead, SupervisedHead
 
 TINY = dict(resnet_depth=18, width_multiplier=0.125, image_size=32,
             num_classes=5)
 
 
-def _model(train_mode='pretrain', lineareval=True, after=-1, **overrides):
-  cfg = ModelConfig(**{**TINY, **overrides})
-  return build_model(cfg, train_mode=train_mode,
-                     lineareval_while_pretraining=lineareval,
-                     fine_tune_after_block=after)
+def _model(train_mode='pretrain', lineareval=True, after=-1, freeze=False,
+           **overrides):
+  """The model a task of ``train_mode`` builds (heads as the mode has them)."""
+  cfg = Config(model=ModelConfig(**{**TINY, **overrides}),
+               train=TrainConfig(train_mode=train_mode,
+                                 lineareval_while_pretraining=lineareval,
+                                 fine_tune_after_block=after,
+                                 freeze_encoder=freeze))
+  return tasks.get(cfg).build_model(tf.distribute.get_strategy())
 
 
 @pytest.mark.parametrize('mode,layers,out_dim', [('none', 0, 64),
