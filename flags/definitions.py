@@ -161,8 +161,8 @@ OUR_SPECS = (
     ('int', 'seed', None,
      'Random seed for weights, data order and augmentation; unset: random.'),
     ('bool', 'freeze_encoder', False,
-     'Train only the heads; the encoder keeps its weights (its random '
-     'init: a baseline; or --checkpoint: a linear probe).'),
+     'Train only the heads; the encoder (BN in inference mode) stays as '
+     'initialised or loaded (--checkpoint).'),
     ('int', 'steps_per_loop', 1,
      'Training steps per tf.function call (more is faster, coarser logs).'),
     ('int', 'log_every_steps', 50, 'Steps between progress log lines.'),

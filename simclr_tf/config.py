@@ -240,6 +240,10 @@ class TrainConfig:
     _check(self.train_mode == 'finetune' or self.fine_tune_after_block == -1,
            s, 'fine_tune_after_block', self.fine_tune_after_block,
            "only applies to train_mode='finetune'; use -1 when pretraining")
+    _check(not self.freeze_encoder or self.fine_tune_after_block in (-1, 4),
+           s, 'fine_tune_after_block', self.fine_tune_after_block,
+           'contradicts freeze_encoder=True, which freezes the whole encoder '
+           '(the same as 4); drop one of them')
     for name in ('train_batch_size', 'eval_batch_size', 'keep_checkpoint_max',
                  'steps_per_loop', 'log_every_steps'):
       _positive(s, name, getattr(self, name))
