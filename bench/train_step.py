@@ -35,6 +35,7 @@ import keras  # noqa: E402
 import machine  # noqa: E402  (bench/machine.py)
 
 from simclr_tf import config, steps, tasks  # noqa: E402
+from simclr_tf.models import param_sets  # noqa: E402
 from simclr_tf.optim import WarmupCosine, build_optimizer  # noqa: E402
 
 VARIANTS = {
@@ -102,7 +103,7 @@ def measure(args) -> dict:
   model = task.build_model(strategy)
   flops = 3 * forward_flops(model, 32)
   schedule = WarmupCosine(0.3, args.batch, total_steps=1000, warmup_steps=10)
-  optimizer = build_optimizer(cfg.optim, schedule,
+  optimizer = build_optimizer(cfg.optim, schedule, param_sets(model),
                               loss_scale=args.mixed_precision == 'float16')
   optimizer.build(task.trainable_variables(model))
   loop = steps.make_train_loop(model, optimizer, strategy, task,

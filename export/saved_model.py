@@ -35,6 +35,7 @@ import tensorflow as tf
 
 from export.module import (SIGNATURE_NAMES, ExportModule,
                            eval_crop_proportion)
+from simclr_tf.models import param_sets
 from simclr_tf.optim import weight_decay_loss
 
 EXPORT_SUBDIR = 'saved_model'
@@ -85,10 +86,10 @@ def build_module(model, *, image_size: int, crop_proportion: float = 0.875,
   regularization = None
   if optim_cfg is not None and optim_cfg.optimizer != 'adamw' and (
       optim_cfg.weight_decay > 0):
-    variables = model.trainable_variables
+    variables, sets = model.trainable_variables, param_sets(model)
 
     def regularization():
-      return weight_decay_loss(variables, optim_cfg)
+      return weight_decay_loss(variables, optim_cfg, sets)
   return ExportModule(
       model, image_size=image_size,
       crop_proportion=eval_crop_proportion(image_size, crop_proportion),

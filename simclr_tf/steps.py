@@ -9,6 +9,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from simclr_tf.models import param_sets
+
 
 def make_train_loop(model, optimizer, strategy, task, *,
                     jit_compile: bool = False):
@@ -22,13 +24,14 @@ def make_train_loop(model, optimizer, strategy, task, *,
   skips steps whose gradients are not finite.
   """
   train_vars = task.trainable_variables(model)
+  sets = param_sets(model)
   names = task.metric_names(model)
   replicas = strategy.num_replicas_in_sync
   scales_loss = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
   def replica_step(batch):
     with tf.GradientTape() as tape:
-      loss, metrics = task.compute_losses(model, batch, train_vars)
+      loss, metrics = task.compute_losses(model, batch, train_vars, sets)
       scaled = loss / replicas
       if scales_loss:
         scaled = optimizer.scale_loss(scaled)

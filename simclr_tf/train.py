@@ -28,6 +28,7 @@ from absl import logging
 
 from simclr_tf import checkpoints, steps, tasks
 from simclr_tf.config import Config
+from simclr_tf.models import param_sets
 from simclr_tf.optim import (WarmupCosine, build_optimizer, unwrap,
                              warmup_steps_for)
 
@@ -84,7 +85,7 @@ class Trainer:
           warmup_steps=self.plan.warmup_steps,
           scaling=cfg.optim.learning_rate_scaling)
       self.optimizer = build_optimizer(
-          cfg.optim, schedule,
+          cfg.optim, schedule, param_sets(self.model),
           loss_scale=cfg.runtime.mixed_precision == 'float16')
       self.optimizer.build(self.task.trainable_variables(self.model))
     self.schedule = schedule

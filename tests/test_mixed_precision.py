@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from simclr_tf import checkpoints, config, steps, tasks
+from simclr_tf.models import param_sets
 from simclr_tf.optim import build_optimizer, unwrap
 
 
@@ -39,7 +40,8 @@ def _step(precision, views, num_steps=1, scale=None):
   strategy = tf.distribute.get_strategy()
   task = tasks.get(cfg)
   model = task.build_model(strategy)
-  opt = build_optimizer(cfg.optim, 0.1, loss_scale=precision == 'float16')
+  opt = build_optimizer(cfg.optim, 0.1, param_sets(model),
+                        loss_scale=precision == 'float16')
   opt.build(task.trainable_variables(model))
   if scale is not None and precision == 'float16':
     opt.dynamic_scale.assign(scale)

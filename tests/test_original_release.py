@@ -19,7 +19,7 @@ from simclr_tf import checkpoints, steps, tasks, train
 from simclr_tf.checkpoints import formats, original
 from simclr_tf.config import (Config, LossConfig, ModelConfig, OptimConfig,
                               TrainConfig)
-from simclr_tf.models import build_model
+from simclr_tf.models import build_model, param_sets
 from simclr_tf.optim import WarmupCosine, build_optimizer
 from tests.helpers import original_release as ref
 
@@ -154,7 +154,7 @@ def one_step(tmp_path, strategy):
     checkpoints.warm_start(model, ref.write_checkpoint('A', str(tmp_path)))
     schedule = WarmupCosine(1.0, 16, total_steps=plan.total_steps,
                             warmup_steps=plan.warmup_steps)
-    optimizer = build_optimizer(cfg.optim, schedule)
+    optimizer = build_optimizer(cfg.optim, schedule, param_sets(model))
     optimizer.build(model.trainable_variables)
   batch = {'view1': step['view1'], 'view2': step['view2'],
            'label': step['labels'].astype(np.int32)}

@@ -13,7 +13,7 @@ from test_data_sources import _write_tfds_metadata  # noqa: E402
 from simclr_tf import data, steps, tasks  # noqa: E402
 from simclr_tf.config import (AugmentConfig, Config, DataConfig,  # noqa: E402
                               ModelConfig, OptimConfig, TrainConfig)
-from simclr_tf.models import build_model  # noqa: E402
+from simclr_tf.models import build_model, param_sets  # noqa: E402
 from simclr_tf.optim import build_optimizer  # noqa: E402
 
 
@@ -27,7 +27,7 @@ def _one_step(data_cfg, split='train'):
                train=TrainConfig(model_dir='unused', train_batch_size=4))
   strategy = tf.distribute.get_strategy()
   model = build_model(cfg.model)
-  optimizer = build_optimizer(cfg.optim, 0.1)
+  optimizer = build_optimizer(cfg.optim, 0.1, param_sets(model))
   optimizer.build(model.trainable_variables)
   dataset = data.build_dataset(strategy, source, split, mode='pretrain',
                                global_batch_size=4, image_size=32,

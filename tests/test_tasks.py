@@ -6,6 +6,7 @@ import tensorflow as tf
 from simclr_tf import steps, tasks
 from simclr_tf.config import (Config, ConfigError, ModelConfig, OptimConfig,
                               TrainConfig)
+from simclr_tf.models import param_sets
 from simclr_tf.optim import build_optimizer
 
 TINY = ModelConfig(resnet_depth=18, width_multiplier=0.125, image_size=32,
@@ -38,7 +39,7 @@ def _batch(views):
 def _train(task, views, num_steps=2):
   strategy = tf.distribute.get_strategy()
   model = task.build_model(strategy)
-  optimizer = build_optimizer(task.cfg.optim, 0.5)
+  optimizer = build_optimizer(task.cfg.optim, 0.5, param_sets(model))
   optimizer.build(task.trainable_variables(model))
   before = {v.path: v.numpy() for v in model.variables}
   loop = steps.make_train_loop(model, optimizer, strategy, task)

@@ -83,8 +83,8 @@ class ProjectionHead(keras.layers.Layer):
 class SupervisedHead(keras.layers.Layer):
   """Linear classifier on the encoder (or a head layer): [B, D] -> [B, K].
 
-  Kernel ~ N(0, 0.01^2) or zeros (``zero_init``), bias zeros. The layer name
-  'head_supervised' is how the optimizer recognises it (no LARS decay or
+  Kernel ~ N(0, 0.01^2) or zeros (``zero_init``), bias zeros. The
+  optimizers know it as the model's ``supervised_head`` (no LARS decay or
   trust ratio; an explicit L2 term instead). ``input_norm`` standardises
   the input with a parameter-free BatchNorm (as the linear probes of MAE
   and MoCo v3): the probe trained during pretraining shares the encoder's

@@ -150,7 +150,6 @@ class BatchNormRelu(keras.layers.Layer):
     bn_args = dict(momentum=momentum, epsilon=epsilon, center=center,
                    scale=scale,
                    gamma_initializer='zeros' if init_zero else 'ones')
-    # Named so optimizers recognise BN variables by path.
     self.bn = (keras.layers.BatchNormalization(synchronized=True, **bn_args)
                if synchronized else
                FusedBatchNorm(**bn_args, name='batch_normalization'))

@@ -9,6 +9,10 @@ loss, chosen so that each variable is decayed exactly once:
 - ``adamw``: decoupled decay lives inside the optimizer -> 0.
 - others (``momentum``, ``adam``, ``lamb``): L2 on every variable except
   batch-norm ones (biases included, as in the SimCLR release).
+
+Which variable is a BN parameter, a bias or the supervised head's comes
+from the model's structure (``simclr_tf.models.param_sets``), so these
+rules live here once and hold whatever the layers are named.
 """
 from __future__ import annotations
 
@@ -18,27 +22,30 @@ import keras
 import tensorflow as tf
 
 from simclr_tf.config import OPTIMIZERS, OptimConfig
-from simclr_tf.optim.lars import DEFAULT_EXCLUDE, LARS, _variable_path
+from simclr_tf.models.param_sets import ParamSets
+from simclr_tf.optim.lars import LARS
 
 
-def build_optimizer(cfg: OptimConfig, learning_rate, *,
+def build_optimizer(cfg: OptimConfig, learning_rate, sets: ParamSets, *,
                     loss_scale: bool = False):
   """Optimizer for ``cfg.optimizer``.
 
   Args:
     cfg: ``OptimConfig``.
     learning_rate: float or ``LearningRateSchedule`` (e.g. ``WarmupCosine``).
+    sets: the model's ``ParamSets`` (``param_sets(model)``): LARS leaves
+      ``lars_excluded(sets)`` out of decay and trust ratio.
     loss_scale: wrap it in Keras' dynamic ``LossScaleOptimizer`` (float16
       mixed precision: small gradients would underflow in float16). A step
       whose gradients are not finite is skipped and the scale halved.
 
   Returns:
-    ``LARS`` (coupled decay, exclusions ``DEFAULT_EXCLUDE``), ``SGD``
+    ``LARS`` (coupled decay, exclusions ``lars_excluded``), ``SGD``
     (momentum, Nesterov, as the release), ``Adam``, ``AdamW`` (decoupled
     ``cfg.weight_decay``) or ``Lamb`` (Keras 3 built-in); wrapped when
     ``loss_scale`` (``unwrap`` gives the inner one back).
   """
-  optimizer = _build(cfg, learning_rate)
+  optimizer = _build(cfg, learning_rate, sets)
   if loss_scale:
     return keras.optimizers.LossScaleOptimizer(optimizer)
   return optimizer
@@ -55,7 +62,13 @@ def unwrap(optimizer):
   return optimizer
 
 
-def _build(cfg: OptimConfig, learning_rate):
+def lars_excluded(sets: ParamSets) -> tuple:
+  """What LARS neither decays nor adapts: BN parameters, biases and the
+  supervised head (SimCLR Appendix B.1)."""
+  return sets.batch_norm + sets.biases + sets.head
+
+
+def _build(cfg: OptimConfig, learning_rate, sets):
   if isinstance(learning_rate, int) and not isinstance(learning_rate, bool):
     learning_rate = float(learning_rate)
   name = cfg.optimizer
@@ -64,7 +77,7 @@ def _build(cfg: OptimConfig, learning_rate):
                 weight_decay=cfg.weight_decay, eeta=cfg.lars_eeta,
                 classic_momentum=cfg.classic_momentum,
                 use_nesterov=cfg.use_nesterov,
-                exclude_from_weight_decay=DEFAULT_EXCLUDE)
+                exclude_from_weight_decay=lars_excluded(sets))
   if name == 'momentum':
     return keras.optimizers.SGD(learning_rate, momentum=cfg.momentum,
                                 nesterov=True)
@@ -83,19 +96,21 @@ def _l2_loss(variable):
   return tf.nn.l2_loss(tf.cast(tf.convert_to_tensor(variable), tf.float32))
 
 
-def _penalised(path: str, optimizer: str) -> bool:
+def _penalised(variable, sets: ParamSets, optimizer: str) -> bool:
   if optimizer == 'lars':
-    return ('head_supervised' in path and 'bias' not in path
-            and 'batch_normalization' not in path)
-  return 'batch_normalization' not in path
+    return (sets.in_head(variable) and not sets.is_bias(variable)
+            and not sets.is_batch_norm(variable))
+  return not sets.is_batch_norm(variable)
 
 
-def weight_decay_loss(trainable_variables: Iterable, cfg: OptimConfig):
+def weight_decay_loss(trainable_variables: Iterable, cfg: OptimConfig,
+                      sets: ParamSets):
   """Explicit L2 term to add to the loss for ``cfg.optimizer``.
 
   Args:
-    trainable_variables: Keras variables (selected by ``variable.path``).
+    trainable_variables: Keras variables.
     cfg: ``OptimConfig``.
+    sets: their roles (``param_sets(model)``).
 
   Returns:
     float32 scalar ``cfg.weight_decay * sum(l2_loss(v))`` over the selected
@@ -108,7 +123,7 @@ def weight_decay_loss(trainable_variables: Iterable, cfg: OptimConfig):
   if cfg.optimizer == 'adamw' or cfg.weight_decay == 0:
     return zero
   losses = [_l2_loss(v) for v in trainable_variables
-            if _penalised(_variable_path(v), cfg.optimizer)]
+            if _penalised(v, sets, cfg.optimizer)]
   if not losses:
     return zero
   return tf.cast(cfg.weight_decay, tf.float32) * tf.add_n(losses)

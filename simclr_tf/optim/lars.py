@@ -11,25 +11,10 @@ deliberately left off (``super().__init__(weight_decay=None)``).
 """
 from __future__ import annotations
 
-import re
-from typing import Optional, Sequence
+from typing import Iterable, Optional
 
 import keras
 from keras import ops
-
-# Variable-path patterns (``re.search``) excluded by default from weight decay
-# and from the trust ratio: BN parameters, biases, the supervised head.
-DEFAULT_EXCLUDE = ('batch_normalization', 'bias', 'head_supervised')
-
-
-def _variable_path(variable) -> str:
-  """Hierarchical Keras 3 path (``a/b/kernel``), falling back to ``name``."""
-  return getattr(variable, 'path', None) or variable.name
-
-
-def _matches_any(path: str, patterns: Sequence[str]) -> bool:
-  return any(re.search(p, path) is not None for p in patterns)
-
 
 def _l2_norm(x):
   """Frobenius norm of a tensor of any rank -> scalar.
@@ -70,9 +55,11 @@ class LARS(keras.optimizers.Optimizer):
     v <- momentum * v + g ;  u <- momentum * v + g if nesterov else v
     w <- w - lr * eeta * ||w|| / ||u|| * u
 
-  Exclusions are regex patterns searched in ``variable.path``; they are
-  resolved once in ``build()`` because inside a replica function the
-  variable is a per-replica ``tf.Variable`` without a path.
+  Exclusions are variables (the SimCLR recipe's sets come from the model's
+  structure: ``simclr_tf.optim.factory.lars_excluded``), matched by identity
+  and resolved once in ``build()``, because inside a replica function the
+  optimizer sees per-replica ``tf.Variable``s. They are not part of
+  ``get_config``: pass them again when rebuilding.
 
   Args:
     learning_rate: float or ``LearningRateSchedule``.
@@ -81,16 +68,17 @@ class LARS(keras.optimizers.Optimizer):
     eeta: trust coefficient, > 0.
     classic_momentum: see above.
     use_nesterov: Nesterov momentum.
-    exclude_from_weight_decay: patterns; None -> ``DEFAULT_EXCLUDE``.
-    exclude_from_layer_adaptation: patterns; None -> the weight-decay ones.
+    exclude_from_weight_decay: variables without weight decay (None: none).
+    exclude_from_layer_adaptation: variables without the trust ratio;
+      None -> the weight-decay ones.
     name: optimizer name.
   """
 
   def __init__(self, learning_rate=0.001, momentum: float = 0.9,
                weight_decay: float = 0.0, eeta: float = 0.001,
                classic_momentum: bool = True, use_nesterov: bool = False,
-               exclude_from_weight_decay: Optional[Sequence[str]] = None,
-               exclude_from_layer_adaptation: Optional[Sequence[str]] = None,
+               exclude_from_weight_decay: Optional[Iterable] = None,
+               exclude_from_layer_adaptation: Optional[Iterable] = None,
                name: str = 'LARS', **kwargs):
     if isinstance(learning_rate, int) and not isinstance(learning_rate, bool):
       learning_rate = float(learning_rate)
@@ -106,26 +94,25 @@ class LARS(keras.optimizers.Optimizer):
     self.eeta = float(eeta)
     self.classic_momentum = bool(classic_momentum)
     self.use_nesterov = bool(use_nesterov)
-    if exclude_from_weight_decay is None:
-      exclude_from_weight_decay = DEFAULT_EXCLUDE
-    if exclude_from_layer_adaptation is None:
-      exclude_from_layer_adaptation = exclude_from_weight_decay
-    self._decay_excludes = _as_patterns(
-        'exclude_from_weight_decay', exclude_from_weight_decay)
-    self._adapt_excludes = _as_patterns(
-        'exclude_from_layer_adaptation', exclude_from_layer_adaptation)
+    self._decay_excludes = _as_variables(
+        'exclude_from_weight_decay', exclude_from_weight_decay or ())
+    self._adapt_excludes = (
+        self._decay_excludes if exclude_from_layer_adaptation is None else
+        _as_variables('exclude_from_layer_adaptation',
+                      exclude_from_layer_adaptation))
     self._use_decay = []
     self._use_adaptation = []
 
   def build(self, variables):
-    """Creates one momentum slot per variable; resolves exclusions by path."""
+    """Creates one momentum slot per variable; resolves the exclusions."""
     if self.built:
       return
     super().build(variables)
-    paths = [_variable_path(v) for v in variables]
-    self._use_decay = [not _matches_any(p, self._decay_excludes) for p in paths]
-    self._use_adaptation = [
-        not _matches_any(p, self._adapt_excludes) for p in paths]
+    no_decay = {self._var_key(v) for v in self._decay_excludes}
+    no_adapt = {self._var_key(v) for v in self._adapt_excludes}
+    keys = [self._var_key(v) for v in variables]
+    self._use_decay = [k not in no_decay for k in keys]
+    self._use_adaptation = [k not in no_adapt for k in keys]
     self.momentums = self.add_optimizer_variables(variables, 'momentum')
 
   def uses_weight_decay(self, variable) -> bool:
@@ -169,8 +156,6 @@ class LARS(keras.optimizers.Optimizer):
         'eeta': self.eeta,
         'classic_momentum': self.classic_momentum,
         'use_nesterov': self.use_nesterov,
-        'exclude_from_weight_decay': list(self._decay_excludes),
-        'exclude_from_layer_adaptation': list(self._adapt_excludes),
     })
     return config
 
@@ -180,14 +165,12 @@ def _check_hyper(name, value, ok, allowed):
     raise ValueError(f'LARS {name}={value!r} is invalid: {allowed}.')
 
 
-def _as_patterns(name, patterns):
-  """Validates a sequence of regex strings -> tuple (a lone str is one)."""
-  if isinstance(patterns, str):
-    patterns = (patterns,)
-  patterns = tuple(patterns)
-  for p in patterns:
-    if not isinstance(p, str):
-      raise ValueError(f'LARS {name} entry {p!r} is invalid: must be a regex '
-                       'string searched in variable.path.')
-    re.compile(p)
-  return patterns
+def _as_variables(name, variables):
+  """Validates an iterable of variables -> tuple."""
+  variables = (variables,) if isinstance(variables, str) else tuple(variables)
+  for v in variables:
+    if not hasattr(v, 'assign'):
+      raise ValueError(f'LARS {name} entry {v!r} is invalid: must be a '
+                       "variable (the model's, matched by identity), not a "
+                       'name pattern.')
+  return variables

@@ -124,13 +124,14 @@ class Task:
     return ('total_loss', 'weight_decay') + tuple(
         self.objective_metric_names(model))
 
-  def compute_losses(self, model, batch, train_vars):
-    """The objective plus the explicit weight-decay term of ``train_vars``.
+  def compute_losses(self, model, batch, train_vars, sets):
+    """The objective plus the explicit weight-decay term of ``train_vars``
+    (``sets``: their roles, ``param_sets(model)``).
 
     Returns:
       (total_loss float32 scalar, dict of float32 scalar metrics).
     """
     loss, metrics = self.objective(model, batch)
-    decay = weight_decay_loss(train_vars, self.cfg.optim)
+    decay = weight_decay_loss(train_vars, self.cfg.optim, sets)
     total = loss + decay
     return total, {**metrics, 'weight_decay': decay, 'total_loss': total}

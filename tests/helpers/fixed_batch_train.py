@@ -117,6 +117,7 @@ def train_fixed_batch(cfg, strategy, batch: dict, num_steps: int, *,
   import tensorflow as tf
 
   from simclr_tf import steps, tasks
+  from simclr_tf.models import param_sets
   from simclr_tf.optim import WarmupCosine, build_optimizer
 
   assert cfg.train.train_batch_size == len(batch['label'])
@@ -131,7 +132,7 @@ def train_fixed_batch(cfg, strategy, batch: dict, num_steps: int, *,
         cfg.optim.learning_rate, cfg.train.train_batch_size,
         total_steps=num_steps, warmup_steps=0,
         scaling=cfg.optim.learning_rate_scaling)
-    optimizer = build_optimizer(cfg.optim, schedule)
+    optimizer = build_optimizer(cfg.optim, schedule, param_sets(model))
     optimizer.build(task.trainable_variables(model))
   loop = steps.make_train_loop(model, optimizer, strategy, task,
                                jit_compile=cfg.runtime.jit)

@@ -5,7 +5,8 @@ import tensorflow as tf
 
 from simclr_tf import tasks
 from simclr_tf.config import Config, ConfigError, ModelConfig, TrainConfig
-from simclr_tf.models import OUTPUT_NAMES, ProjectionHead, SupervisedHead
+from simclr_tf.models import (OUTPUT_NAMES, ProjectionHead, SupervisedHead,
+                              layers, param_sets, simclr)
 
 TINY = dict(resnet_depth=18, width_multiplier=0.125, image_size=32,
             num_classes=5)
@@ -109,11 +110,34 @@ def test_fine_tune_after_block_rejected_in_pretraining():
     _model(train_mode='pretrain', after=2)
 
 
-def test_model_variables_for_optimizer_exclusions():
-  model = _model()
-  paths = [v.path for v in model.trainable_variables]
-  assert any('head_supervised' in p for p in paths)
-  assert any('batch_normalization' in p for p in paths)
+def _roles(model):
+  """Each trainable variable's (is BN, is bias, in head), in order."""
+  sets = param_sets(model)
+  return [(sets.is_batch_norm(v), sets.is_bias(v), sets.in_head(v))
+          for v in model.trainable_variables]
+
+
+def test_param_sets_come_from_structure_not_names(monkeypatch):
+  """Renaming the supervised head and every BN layer changes no role (the
+  old name patterns would have found neither)."""
+  want = _roles(_model(se_ratio=0.25))
+  assert sum(r[0] for r in want) and sum(r[1] for r in want)
+  assert sum(r[2] for r in want) == 2  # the classifier's kernel and bias
+
+  class Norm(layers.FusedBatchNorm):
+    def __init__(self, **kwargs):
+      super().__init__(**{**kwargs, 'name': 'norm'})
+
+  def classifier(*args, **kwargs):
+    return SupervisedHead(*args, **{**kwargs, 'name': 'classifier'})
+
+  monkeypatch.setattr(layers, 'FusedBatchNorm', Norm)
+  monkeypatch.setattr(simclr, 'SupervisedHead', classifier)
+  renamed = _model(se_ratio=0.25)
+  paths = [v.path for v in renamed.trainable_variables]
+  assert not any('batch_normalization' in p or 'head_supervised' in p
+                 for p in paths)
+  assert _roles(renamed) == want
   assert len(paths) == len(set(paths))
 
 

@@ -10,7 +10,7 @@ import tensorflow as tf
 from simclr_tf.optim import LARS, WarmupCosine
 
 # (path scope, name, shape): kernel is decayed + adapted; bias, BN and the
-# supervised head are excluded from both by the default patterns.
+# supervised head are excluded from both (``_excluded``).
 SPECS = (
     ('resnet/conv2d', 'kernel', (3, 3, 2, 4)),
     ('resnet/conv2d', 'bias', (4,)),
@@ -18,6 +18,10 @@ SPECS = (
     ('head_supervised', 'kernel', (4, 3)),
 )
 EXCLUDED = (False, True, True, True)
+
+
+def _excluded(variables):
+  return [v for v, e in zip(variables, EXCLUDED) if e]
 
 
 def _make_variables(values):
@@ -64,7 +68,8 @@ def _reference_step(w, v, g, lr, hp, excluded):
 
 def _run(hp, values, grads_per_step, lrs, learning_rate):
   variables = _make_variables(values)
-  opt = LARS(learning_rate, **hp)
+  opt = LARS(learning_rate, **hp,
+             exclude_from_weight_decay=_excluded(variables))
   opt.build(variables)
   ws = [np.asarray(x, np.float64) for x in values]
   vs = [np.zeros_like(w) for w in ws]
@@ -98,10 +103,14 @@ def test_schedule_learning_rate_follows_iterations():
     np.testing.assert_allclose(var.numpy(), want, rtol=1e-6, atol=1e-7)
 
 
-def test_exclusions_resolved_from_path():
+def test_exclusions_are_the_variables_given_not_names():
   variables = _make_variables(_init_values())
-  assert variables[2].path == 'resnet/batch_normalization_3/gamma'
-  opt = LARS(0.1, weight_decay=1e-6)
+  plain = LARS(0.1, weight_decay=1e-6)  # excludes nothing by default
+  plain.build(variables)
+  assert all(plain.uses_weight_decay(v) and plain.uses_layer_adaptation(v)
+             for v in variables)
+  opt = LARS(0.1, weight_decay=1e-6,
+             exclude_from_weight_decay=_excluded(variables))
   opt.build(variables)
   assert [opt.uses_weight_decay(v) for v in variables] == [
       not e for e in EXCLUDED]
@@ -112,8 +121,8 @@ def test_exclusions_resolved_from_path():
 
 def test_layer_adaptation_exclusions_can_differ():
   variables = _make_variables(_init_values())
-  opt = LARS(0.1, exclude_from_weight_decay=['bias'],
-             exclude_from_layer_adaptation=['kernel'])
+  opt = LARS(0.1, exclude_from_weight_decay=[variables[1]],
+             exclude_from_layer_adaptation=[variables[0], variables[3]])
   opt.build(variables)
   assert [opt.uses_weight_decay(v) for v in variables] == [
       True, False, True, True]
@@ -135,7 +144,7 @@ def test_zero_weight_and_zero_gradient_use_trust_one(classic):
     np.testing.assert_allclose(var.numpy(), want, rtol=1e-6, atol=1e-7)
   # First step on the zero kernel is a plain SGD step (trust ratio 1).
   first = _make_variables(values)
-  opt = LARS(0.5, **hp)
+  opt = LARS(0.5, **hp, exclude_from_weight_decay=_excluded(first))
   opt.apply_gradients(zip([tf.constant(g) for g in grads[0]], first))
   np.testing.assert_allclose(first[0].numpy(), -0.5 * grads[0][0], rtol=1e-6)
 
@@ -153,11 +162,11 @@ def test_get_config_round_trips():
   sched = WarmupCosine(0.3, 512, total_steps=100, warmup_steps=10)
   opt = LARS(sched, momentum=0.8, weight_decay=1e-6, eeta=0.002,
              classic_momentum=False, use_nesterov=True,
-             exclude_from_weight_decay=['bias'])
+             exclude_from_weight_decay=_make_variables(_init_values())[:1])
   config = opt.get_config()
   clone = LARS.from_config(copy.deepcopy(config))  # Keras mutates it.
   assert clone.get_config() == config
-  assert config['exclude_from_layer_adaptation'] == ['bias']
+  assert 'exclude_from_weight_decay' not in config  # variables: not config
   assert float(clone.learning_rate) == pytest.approx(0.0)
   again = keras.optimizers.deserialize(keras.optimizers.serialize(opt))
   assert isinstance(again, LARS) and again.get_config() == config
@@ -168,6 +177,7 @@ def test_get_config_round_trips():
     (dict(weight_decay=-1.0), 'weight_decay=-1.0'),
     (dict(eeta=0.0), 'eeta=0.0'),
     (dict(exclude_from_weight_decay=[3]), '3'),
+    (dict(exclude_from_weight_decay=['bias']), "'bias'.*not a name pattern"),
 ])
 def test_bad_hyperparameters_are_named(kwargs, bad):
   with pytest.raises(ValueError, match=bad):

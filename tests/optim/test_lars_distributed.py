@@ -38,14 +38,15 @@ def _data():
   return tf.constant(x), tf.constant(y)
 
 
-def _make_opt(classic):
+def _make_opt(classic, variables):
   return LARS(0.5, momentum=0.9, weight_decay=0.01, eeta=0.01,
-              classic_momentum=classic)
+              classic_momentum=classic,
+              exclude_from_weight_decay=variables[1:])
 
 
 def _single_device(classic, steps):
   variables = _variables()
-  opt = _make_opt(classic)
+  opt = _make_opt(classic, variables)
   opt.build(variables)
   x, y = _data()
 
@@ -63,7 +64,7 @@ def _single_device(classic, steps):
 def _two_replicas(strategy, classic, steps):
   with strategy.scope():
     variables = _variables()
-    opt = _make_opt(classic)
+    opt = _make_opt(classic, variables)
     opt.build(variables)
   x, y = _data()
   half = BATCH // strategy.num_replicas_in_sync
