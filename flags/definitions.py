@@ -87,8 +87,8 @@ ORIGINAL_SPECS = (
      'What to run; eval reads checkpoints in --model_dir, export writes a '
      'SavedModel.', cfg_lib.MODES),
     ('enum', 'train_mode', 'pretrain',
-     'pretrain: contrastive (+ optional linear head); finetune: supervised '
-     'from --checkpoint.', cfg_lib.TRAIN_MODES),
+     'pretrain: contrastive (+ linear probe); finetune: from --checkpoint; '
+     'distill: --teacher into a student.', cfg_lib.TRAIN_MODES),
     ('bool', 'lineareval_while_pretraining', True,
      'Train a linear head on stop-gradient features while pretraining.'),
     ('str', 'checkpoint', None,
@@ -196,6 +196,17 @@ OUR_SPECS = (
     ('int', 'eval_timeout_secs', 0,
      '--eval_watch: stop after this many seconds without a new checkpoint '
      '(0: never).'),
+    ('str', 'teacher', None,
+     '--train_mode=distill: the classifier to distill (our run dir, '
+     'checkpoint or export, or an original checkpoint).'),
+    ('float', 'distill_temperature', 1.0,
+     'Softmax temperature of teacher and student in distillation.'),
+    ('float', 'distill_label_weight', 0.0,
+     'Distillation: weight of the cross-entropy on --labeled_split (0: '
+     'the teacher alone).'),
+    ('str', 'labeled_split', None,
+     'Labeled split used when --distill_label_weight > 0, e.g. '
+     "'train[:10%]'."),
 )
 
 ORIGINAL_FLAGS = tuple(spec[1] for spec in ORIGINAL_SPECS)

@@ -63,8 +63,10 @@ def preflight(config) -> None:
   Raises:
     ConfigError: --model_dir cannot be created or written, --checkpoint
       holds nothing loadable, a mode needs a checkpoint that is missing,
+      --train_mode=distill has no loadable --teacher,
       --data_dir or a npz:/folder: dataset path is missing.
   """
   _check_creatable('model_dir', config.train.model_dir)
   paths.choose(config)  # the checkpoint the mode reads exists
+  paths.teacher(config)  # and the model it distills
   _check_data(config.data)

@@ -18,8 +18,8 @@ FLAGS = definitions.FLAGS
 # Config section attribute -> (its class, the flags that set its fields).
 SECTION_FLAGS = {
     'data': (cfg_lib.DataConfig, (
-        'dataset', 'data_dir', 'train_split', 'eval_split', 'cache_dataset',
-        'skip_corrupt_images')),
+        'dataset', 'data_dir', 'train_split', 'eval_split', 'labeled_split',
+        'cache_dataset', 'skip_corrupt_images')),
     'augment': (cfg_lib.AugmentConfig, (
         'color_jitter_strength', 'use_blur', 'crop_area_min')),
     'model': (cfg_lib.ModelConfig, (
@@ -28,13 +28,15 @@ SECTION_FLAGS = {
         'proj_head_mode', 'proj_out_dim', 'num_proj_layers',
         'ft_proj_selector', 'zero_init_logits_layer', 'group1_projection',
         'probe_input_norm')),
-    'loss': (cfg_lib.LossConfig, ('temperature', 'hidden_norm')),
+    'loss': (cfg_lib.LossConfig, ('temperature', 'hidden_norm',
+                                  'distill_temperature',
+                                  'distill_label_weight')),
     'optim': (cfg_lib.OptimConfig, (
         'optimizer', 'learning_rate', 'learning_rate_scaling',
         'warmup_epochs', 'weight_decay', 'momentum')),
     'train': (cfg_lib.TrainConfig, (
         'model_dir', 'train_mode', 'lineareval_while_pretraining',
-        'fine_tune_after_block', 'freeze_encoder', 'checkpoint',
+        'fine_tune_after_block', 'freeze_encoder', 'checkpoint', 'teacher',
         'train_batch_size', 'train_epochs', 'train_steps', 'eval_batch_size',
         'eval_steps', 'checkpoint_epochs', 'checkpoint_steps',
         'keep_checkpoint_max', 'keep_hub_module_max',
@@ -54,7 +56,8 @@ FIELD_TO_FLAG = {f'{section}.{name}': name
 FIELD_TO_FLAG.update({f'config.{name}': name for name in TOP_LEVEL_FLAGS})
 
 # Strings where '' means "not given".
-_OPTIONAL_STRINGS = ('data_dir', 'checkpoint', 'master', 'tpu_name',
+_OPTIONAL_STRINGS = ('data_dir', 'checkpoint', 'teacher', 'labeled_split',
+                     'master', 'tpu_name',
                      'tpu_zone', 'gcp_project', 'eval_name')
 _CIFAR_STEM = {'auto': None, 'true': True, 'false': False}
 _ERROR = re.compile(r'^(\w+)\.(\w+)=(.*?) is invalid: (.*)$', re.DOTALL)

@@ -111,12 +111,19 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-  """NT-Xent (SimCLR Sec. 2.1, Eq. 1)."""
+  """NT-Xent (SimCLR Sec. 2.1, Eq. 1) and distillation (SimCLRv2 Eq. 2-3:
+  softmax temperature; weight of the labels' cross-entropy)."""
   temperature: float = 0.1
   hidden_norm: bool = True
+  distill_temperature: float = 1.0
+  distill_label_weight: float = 0.0
 
   def __post_init__(self):
     _positive('loss', 'temperature', self.temperature)
+    _positive('loss', 'distill_temperature', self.distill_temperature)
+    _check(0.0 <= self.distill_label_weight <= 1.0, 'loss',
+           'distill_label_weight', self.distill_label_weight,
+           'must be in [0, 1] (0: the teacher alone, 1: the labels alone)')
 
 
 @dataclass(frozen=True)
@@ -162,6 +169,7 @@ class DataConfig:
   data_dir: Optional[str] = None
   train_split: str = 'train'
   eval_split: str = 'test'
+  labeled_split: Optional[str] = None  # distillation with labels
   cache_dataset: bool = False
   skip_corrupt_images: bool = False
 
@@ -214,6 +222,7 @@ class TrainConfig:
   fine_tune_after_block: int = -1
   freeze_encoder: bool = False
   checkpoint: Optional[str] = None  # warm start (model only)
+  teacher: Optional[str] = None  # train_mode='distill': the model distilled
   train_batch_size: int = 128
   train_epochs: int = 100
   train_steps: int = 0
@@ -297,6 +306,14 @@ class Config:
 
   def __post_init__(self):
     _one_of('config', 'mode', self.mode, MODES)
+    distill = self.train.train_mode == 'distill'
+    _check(distill or not self.train.teacher, 'train', 'teacher',
+           self.train.teacher, "only applies to train_mode='distill'")
+    _check(not distill or self.loss.distill_label_weight == 0 or
+           bool(self.data.labeled_split), 'loss', 'distill_label_weight',
+           self.loss.distill_label_weight,
+           'needs labeled_split=SPLIT, the labeled examples (e.g. '
+           "'train[:10%]'), or 0 to distill from the teacher alone")
 
   def to_dict(self) -> dict:
     return dataclasses.asdict(self)

@@ -43,11 +43,11 @@ def _get_source(data_cfg):
 def _inputs_read(cfg: Config, task) -> list:
   """``(split flag, its batch flag or None)`` for every split the run reads."""
   evaluates = task.evaluates()
-  train_in = ('train_split', 'train_batch_size')
+  train_in = task.training_inputs()
   eval_in = ('eval_split', 'eval_batch_size')
   return {
-      'train': [train_in],
-      'train_then_eval': [train_in] + ([eval_in] if evaluates else []),
+      'train': train_in,
+      'train_then_eval': train_in + ([eval_in] if evaluates else []),
       # --eval_watch sizes the training run from the train split.
       'eval': (([eval_in] if evaluates else []) +
                ([('train_split', None)] if cfg.train.eval_watch else [])),

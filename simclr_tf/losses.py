@@ -1,4 +1,5 @@
-"""Losses: NT-Xent with cross-replica negatives, and supervised cross-entropy.
+"""Losses: NT-Xent with cross-replica negatives, supervised cross-entropy
+and distillation.
 
 All functions are pure: tensors in, float32 tensors out, no variables, no
 summaries. They work eagerly, inside ``tf.function`` and inside
@@ -61,11 +62,12 @@ def _check_projections(z1, z2):
   return z1, z2
 
 
-def _check_temperature(temperature):
+def _check_temperature(temperature, fn='nt_xent',
+                       usual='the paper uses 0.1 to 0.5'):
   """Rejects a Python number <= 0; tensors are trusted (checked by Config)."""
   if isinstance(temperature, numbers.Number) and not temperature > 0:
-    raise ValueError(f'nt_xent: temperature={temperature!r} is invalid; '
-                     'must be > 0 (the paper uses 0.1 to 0.5).')
+    raise ValueError(f'{fn}: temperature={temperature!r} is invalid; '
+                     f'must be > 0 ({usual}).')
   return tf.cast(temperature, tf.float32)
 
 
@@ -232,3 +234,39 @@ def top_k_correct(labels, logits, k: int):
                      f'in [1, num_classes={num_classes}].')
   hit = tf.math.in_top_k(targets=labels, predictions=logits, k=k)
   return tf.cast(hit, tf.float32)
+
+
+def distillation_loss(teacher_logits, student_logits, temperature=1.0):
+  """Cross-entropy from the teacher's to the student's softened prediction
+  (SimCLRv2 Eq. 2), averaged over the local batch (float32).
+
+  ``-sum_y softmax(t / T)_y * log softmax(s / T)_y`` per example; the
+  teacher's side is a constant (no gradient flows into the teacher).
+
+  Args:
+    teacher_logits: [N, C] (any float dtype; cast to float32).
+    student_logits: [N, C].
+    temperature: T > 0 (python float or scalar tensor).
+
+  Returns:
+    float32 scalar.
+  """
+  teacher = tf.cast(teacher_logits, tf.float32)
+  student = tf.cast(student_logits, tf.float32)
+  if (teacher.shape.rank != 2 or student.shape.rank != 2 or
+      not teacher.shape.is_compatible_with(student.shape)):
+    raise ValueError(f'distillation_loss: teacher logits {teacher.shape} and '
+                     f'student logits {student.shape} must both be [N, C].')
+  temperature = _check_temperature(temperature, 'distillation_loss',
+                                   'SimCLRv2 uses 1')
+  targets = tf.stop_gradient(tf.nn.softmax(teacher / temperature))
+  return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(
+      labels=targets, logits=student / temperature))
+
+
+def agreement(teacher_logits, student_logits):
+  """Fraction of examples where student and teacher predict the same class
+  (float32 scalar)."""
+  same = tf.equal(tf.argmax(teacher_logits, axis=-1),
+                  tf.argmax(student_logits, axis=-1))
+  return tf.reduce_mean(tf.cast(same, tf.float32))

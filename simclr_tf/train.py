@@ -216,11 +216,8 @@ class Trainer:
   def _log_progress(self, metrics, lr, rate, step, total, elapsed, start):
     eta = elapsed / max(step - start, 1) * (total - step)
     parts = [f'step {step}/{total}', f'loss {metrics["total_loss"]:.4f}']
-    if 'contrast_acc' in metrics:
-      parts.append(f'contrast_acc {metrics["contrast_acc"]:.3f}')
-    if 'supervised_acc' in metrics:
-      parts.append(f'{self.task.progress_label} '
-                   f'{metrics["supervised_acc"]:.3f}')
+    parts += [f'{label} {metrics[name]:.3f}'
+              for name, label in self.task.progress if name in metrics]
     parts += [f'lr {lr:.4g}', f'{rate:.1f} img/s', f'ETA {_format_eta(eta)}']
     logging.info(' | '.join(parts))
 

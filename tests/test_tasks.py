@@ -85,5 +85,6 @@ def test_freeze_encoder_contradicting_fine_tune_after_block():
 def test_task_facts(mode, views, probe_label):
   task = tasks.get(_cfg(train_mode=mode))
   assert task.views == views and task.images_per_step == 8 * views
-  assert task.progress_label == probe_label and task.evaluates()
+  assert dict(task.progress)['supervised_acc'] == probe_label
+  assert task.evaluates()
   assert not tasks.get(_cfg(lineareval_while_pretraining=False)).evaluates()

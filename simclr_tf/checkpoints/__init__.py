@@ -1,7 +1,8 @@
 """Checkpoints: which one a run reads, what kind it is, how it is loaded.
 
-* ``paths`` (no TensorFlow): which checkpoint each mode reads (``choose``)
-  and the prefix a path stands for (``resolve``, ``latest``).
+* ``paths`` (no TensorFlow): which checkpoint each mode reads (``choose``),
+  the teacher a distillation reads (``teacher``), and the prefix a path
+  stands for (``resolve``, ``latest``).
 * ``formats``: the kind of a prefix, read from its keys: simclr_tf's
   checkpoint or export, the original release's checkpoint or export.
 * ``load``: one entry point per use (``check``, ``warm_start``,
@@ -15,15 +16,16 @@ Importing this package imports no TensorFlow; the TensorFlow-side names
 below load their module on first use.
 """
 from simclr_tf.checkpoints.paths import (Choice, CheckpointError, choose,
-                                         latest, resolve)
+                                         latest, resolve, teacher)
 
 _LAZY = {
     'make_manager': 'manager', 'step_of': 'manager',
     'CHECKPOINT_NAME': 'manager', 'STEP_KEY': 'manager',
     'detect': 'formats',
     'check': 'load', 'warm_start': 'load', 'restore_model': 'load',
-    'check_compatible': 'load',
+    'check_compatible': 'load', 'classifier_fits': 'load',
     'resolve_architecture': 'architecture',
+    'checkpoint_config': 'architecture',
 }
 
 
@@ -36,4 +38,4 @@ def __getattr__(name):
 
 
 __all__ = ['Choice', 'CheckpointError', 'choose', 'latest', 'resolve',
-           *_LAZY]
+           'teacher', *_LAZY]

@@ -23,8 +23,8 @@ import tensorflow as tf
 from absl import logging
 
 from simclr_tf.checkpoints import formats, original
-from simclr_tf.checkpoints.paths import CheckpointError
-from simclr_tf.config import head_layers
+from simclr_tf.checkpoints.paths import CheckpointError, Choice
+from simclr_tf.config import TrainConfig, head_layers
 
 # ModelConfig fields that decide variables' shapes or the computation.
 ARCHITECTURE = ('resnet_depth', 'width_multiplier', 'cifar_stem', 'sk_ratio',
@@ -45,8 +45,8 @@ def _read_json(path):
     return json.load(f)
 
 
-def _our_model_fields(prefix: str):
-  """ModelConfig of the simclr_tf run that wrote ``prefix``, or None."""
+def _stored_config(prefix: str) -> dict:
+  """Config (as a dict) of the simclr_tf run that wrote ``prefix``, or {}."""
   if prefix.endswith(os.path.join('variables', 'variables')):
     export = os.path.dirname(os.path.dirname(prefix))
     meta = _read_json(os.path.join(export, 'assets.extra',
@@ -54,7 +54,12 @@ def _our_model_fields(prefix: str):
     config = (meta or {}).get('config')
   else:
     config = _read_json(os.path.join(os.path.dirname(prefix), 'config.json'))
-  return (config or {}).get('model')
+  return config or {}
+
+
+def _our_model_fields(prefix: str):
+  """ModelConfig of the simclr_tf run that wrote ``prefix``, or None."""
+  return _stored_config(prefix).get('model')
 
 
 def _same(a, b) -> bool:
@@ -142,3 +147,22 @@ def resolve_architecture(cfg, choice, *, num_classes_from_checkpoint=False):
     logging.info('Architecture from %s (%s): %s', choice.prefix, kind,
                  ', '.join(f'{k}={v}' for k, v in sorted(changes.items())))
   return cfg
+
+
+def checkpoint_config(cfg, prefix: str, flag: str = 'teacher'):
+  """The Config of the model ``prefix`` holds, for building it as it was
+  trained (a teacher to distill): every architecture field, the number of
+  classes and (simclr_tf runs) the image size from the checkpoint, and the
+  training mode that wrote it (its heads follow from the mode; the original
+  release's checkpoints count as fine-tuned). Other fields come from
+  ``cfg``, whose flags do not apply to this model.
+  """
+  bare = dataclasses.replace(cfg, given_flags=())
+  resolved = resolve_architecture(bare, Choice(prefix, 'restore', flag),
+                                  num_classes_from_checkpoint=True)
+  stored = _stored_config(prefix).get('train', {})
+  train = TrainConfig(
+      train_mode=stored.get('train_mode', 'finetune'),
+      lineareval_while_pretraining=stored.get('lineareval_while_pretraining',
+                                              True))
+  return dataclasses.replace(resolved, train=train)

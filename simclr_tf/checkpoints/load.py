@@ -49,6 +49,12 @@ def _head_fits(kind, prefix, model) -> bool:
     return False
 
 
+def classifier_fits(prefix: str, model) -> bool:
+  """Whether ``prefix`` holds a classifier of ``model``'s shape."""
+  return (model.supervised_head is not None and
+          _head_fits(formats.detect(prefix), prefix, model))
+
+
 def warm_start(model, prefix: str, *, zero_init_logits: bool = False) -> str:
   """Restores the model's weights (not the optimizer) from ``prefix``.
 

@@ -141,6 +141,28 @@ class Choice:
   flag: str
 
 
+def teacher(cfg) -> Optional[str]:
+  """The prefix of the model a training run distills (--teacher), or None
+  when the run distills nothing (other modes; eval and export of a student
+  read no teacher).
+
+  Raises:
+    CheckpointError: the mode needs a teacher and --teacher is missing or
+      names nothing loadable.
+  """
+  t = cfg.train
+  if (cfg.mode not in ('train', 'train_then_eval') or
+      tasks.MODES[t.train_mode].needs != 'teacher'):
+    return None
+  if not t.teacher:
+    raise CheckpointError(
+        f'--train_mode={t.train_mode} needs --teacher=PATH, the classifier to'
+        ' distill: the --model_dir of a --train_mode=finetune run, one of '
+        'its ckpt-N prefixes or saved_model/<step> exports, or a fine-tuned '
+        'checkpoint of the original SimCLR release.')
+  return resolve(t.teacher, flag='teacher')
+
+
 def choose(cfg) -> Optional[Choice]:
   """The checkpoint ``cfg`` (a Config) reads, or None (a fresh run, or
   --eval_watch waiting for one). The rule for every mode:

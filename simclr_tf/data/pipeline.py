@@ -299,6 +299,16 @@ def _eval_dataset(source, split, batch_size, image_size, cfg, cache,
   return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def _check_stream(strategy, source, split, mode, global_batch_size,
+                  image_size):
+  per_replica = per_replica_batch_size(global_batch_size,
+                                       strategy.num_replicas_in_sync)
+  _check_args(mode, per_replica, image_size)
+  if source.num_examples(split) == 0:
+    raise ValueError(f'Split {split!r} of {source.name!r} has no examples; '
+                     'widen the slice or pick another split.')
+
+
 def build_dataset(strategy: tf.distribute.Strategy, source: sources.Source,
                   split: str, *, mode: str, global_batch_size: int,
                   image_size: int,
@@ -318,12 +328,8 @@ def build_dataset(strategy: tf.distribute.Strategy, source: sources.Source,
     ValueError: global batch not divisible by replicas, unknown mode or
       split, or an empty split.
   """
-  per_replica = per_replica_batch_size(global_batch_size,
-                                       strategy.num_replicas_in_sync)
-  _check_args(mode, per_replica, image_size)
-  if source.num_examples(split) == 0:
-    raise ValueError(f'Split {split!r} of {source.name!r} has no examples; '
-                     'widen the slice or pick another split.')
+  _check_stream(strategy, source, split, mode, global_batch_size,
+                image_size)
 
   def dataset_fn(input_context):
     return make_dataset(
@@ -332,5 +338,35 @@ def build_dataset(strategy: tf.distribute.Strategy, source: sources.Source,
         image_size=image_size, augment_cfg=augment_cfg, seed=seed,
         cache=cache, input_context=input_context, jit_compile=jit_compile,
         start_step=start_step)
+
+  return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def build_zipped_dataset(strategy: tf.distribute.Strategy,
+                         source: sources.Source, streams: dict, *,
+                         global_batch_size: int, image_size: int,
+                         augment_cfg: Optional[config_lib.AugmentConfig] = None,
+                         cache: bool = False, jit_compile: bool = True,
+                         start_step: int = 0):
+  """Several training streams that advance together, e.g. unlabeled and
+  labeled images in distillation: a distributed dataset whose per-replica
+  element is ``{name: element of make_dataset(split, mode, seed)}`` for
+  ``streams = {name: (split, mode, seed)}``. Each stream starts at
+  ``start_step`` as ``make_dataset`` does, so resumes are exact (give the
+  streams different seeds, or they share augmentation parameters).
+  """
+  for split, mode, _ in streams.values():
+    _check_stream(strategy, source, split, mode, global_batch_size,
+                  image_size)
+
+  def dataset_fn(input_context):
+    batch = input_context.get_per_replica_batch_size(global_batch_size)
+    return tf.data.Dataset.zip({
+        name: make_dataset(
+            source, split, mode=mode, batch_size=batch,
+            image_size=image_size, augment_cfg=augment_cfg, seed=seed,
+            cache=cache, input_context=input_context,
+            jit_compile=jit_compile, start_step=start_step)
+        for name, (split, mode, seed) in streams.items()})
 
   return strategy.distribute_datasets_from_function(dataset_fn)

@@ -33,6 +33,7 @@ class Mode:
 MODES = {
     'pretrain': Mode('pretrain', 'Pretrain'),
     'finetune': Mode('finetune', 'Finetune', needs='checkpoint'),
+    'distill': Mode('distill', 'Distill', needs='teacher'),
 }
 NAMES = tuple(MODES)
 

@@ -10,7 +10,7 @@ A ``Task`` is made from the run's ``Config`` and answers, for its mode:
   ``dataset``;
 - the objective of one replica's batch (``objective``) and the names of its
   metrics; ``compute_losses`` adds the weight-decay term;
-- images per step and the progress label of the supervised accuracy;
+- images per step and the metrics the progress line shows;
 - whether the run evaluates the classifier, and what a fresh run must
   start from (``simclr_tf.tasks.MODES``).
 """
@@ -51,7 +51,8 @@ class Task:
   name = ''
   input_mode = 'finetune'  # data.build_dataset(mode=...)
   views = 1                # augmented views of each example per step
-  progress_label = 'acc'   # the supervised accuracy on the progress line
+  # (metric, label) shown on the progress line when the step reports it.
+  progress = (('supervised_acc', 'acc'),)
 
   def __init__(self, cfg: Config):
     self.cfg = cfg
@@ -93,6 +94,10 @@ class Task:
     return True
 
   # The input.
+
+  def training_inputs(self) -> list:
+    """``(split flag, batch flag)`` of every split training reads."""
+    return [('train_split', 'train_batch_size')]
 
   @property
   def images_per_step(self) -> int:

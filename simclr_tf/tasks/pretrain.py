@@ -15,7 +15,8 @@ class Pretrain(Task):
   name = 'pretrain'
   input_mode = 'pretrain'
   views = 2
-  progress_label = 'probe_acc'
+  progress = (('contrast_acc', 'contrast_acc'),
+              ('supervised_acc', 'probe_acc'))
 
   def head_options(self) -> dict:
     return dict(probe=self.cfg.train.lineareval_while_pretraining,
