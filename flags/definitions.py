@@ -87,8 +87,9 @@ ORIGINAL_SPECS = (
      'What to run; eval reads checkpoints in --model_dir, export writes a '
      'SavedModel.', cfg_lib.MODES),
     ('enum', 'train_mode', 'pretrain',
-     'pretrain: contrastive (+ linear probe); finetune: from --checkpoint; '
-     'distill: --teacher into a student.', cfg_lib.TRAIN_MODES),
+     'finetune needs --checkpoint, distill --teacher; supervised: '
+     'from scratch.',
+     cfg_lib.TRAIN_MODES),
     ('bool', 'lineareval_while_pretraining', True,
      'Train a linear head on stop-gradient features while pretraining.'),
     ('str', 'checkpoint', None,

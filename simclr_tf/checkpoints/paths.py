@@ -190,7 +190,8 @@ def choose(cfg) -> Optional[Choice]:
           f'model) because --model_dir={t.model_dir} holds no checkpoint to '
           'resume: pass the --model_dir of a pretraining run, one of its '
           'ckpt-N prefixes, its saved_model/<step> export, or a checkpoint '
-          'of the original SimCLR release.')
+          'of the original SimCLR release (--train_mode=supervised trains '
+          'from scratch).')
     return None
   if mode == 'eval' and t.eval_watch:
     return None

@@ -34,6 +34,7 @@ MODES = {
     'pretrain': Mode('pretrain', 'Pretrain'),
     'finetune': Mode('finetune', 'Finetune', needs='checkpoint'),
     'distill': Mode('distill', 'Distill', needs='teacher'),
+    'supervised': Mode('supervised', 'Supervised'),
 }
 NAMES = tuple(MODES)
 

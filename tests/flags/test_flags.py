@@ -41,11 +41,13 @@ OUR_TYPES = {
     'mixed_precision': 'string enum', 'deterministic': 'bool',
     'eval_watch': 'bool', 'eval_timeout_secs': 'int',
     'group1_projection': 'bool', 'probe_input_norm': 'bool',
+    'teacher': 'string', 'distill_temperature': 'float',
+    'distill_label_weight': 'float', 'labeled_split': 'string',
 }
 ENUMS = {
     'learning_rate_scaling': {'linear', 'sqrt'},
     'mode': {'train', 'eval', 'train_then_eval', 'export'},
-    'train_mode': {'pretrain', 'finetune'},
+    'train_mode': {'pretrain', 'finetune', 'distill', 'supervised'},
     'optimizer': {'momentum', 'adam', 'lars', 'adamw', 'lamb'},
     'proj_head_mode': {'none', 'linear', 'nonlinear'},
     'strategy': {'auto', 'default', 'one_device', 'mirrored', 'multi_worker',
