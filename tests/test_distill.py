@@ -217,6 +217,14 @@ def test_killed_distillation_resumes_and_writes_only_the_student(
   teacher = str(tmp_path / 'teacher')
   cli.run([*common, f'--model_dir={teacher}', '--train_steps=2',
            '--mode=train'])
+  # Its export is the same teacher as its checkpoint.
+  images = tf.random.stateless_uniform([4, 32, 32, 3], [1, 2])
+  logits = []
+  for path in (teacher, os.path.join(teacher, 'saved_model')):
+    task = _distill(npz_dir, path)
+    task.prepare(tf.distribute.get_strategy())
+    logits.append(task.teacher(images)['logits_sup'].numpy())
+  np.testing.assert_allclose(logits[0], logits[1], rtol=1e-5, atol=1e-6)
   # A bad teacher (a pretraining run without a probe) writes nothing.
   no_probe = _write_run(str(tmp_path / 'no_probe'), _cfg(
       npz_dir, lineareval_while_pretraining=False))

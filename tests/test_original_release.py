@@ -246,3 +246,23 @@ def test_an_export_with_its_object_graph_loads_by_path(tmp_path):
   checkpoints.restore_model(prefix, model)
   for key, v in original.original_keys(model).items():
     np.testing.assert_array_equal(v.numpy(), ref.det_value(key, v.shape))
+
+
+def test_an_original_checkpoint_is_a_distillation_teacher(tmp_path):
+  """--teacher=<original ckpt>: built from its shapes (ResNet-18, group-1
+  projection, 10 classes, no probe normalisation) and restored; its outputs
+  are the original's."""
+  from simclr_tf.config import Config, DataConfig, TrainConfig
+
+  prefix = ref.write_checkpoint('A', str(tmp_path / 'ckpt'))
+  student = ModelConfig(resnet_depth=18, width_multiplier=0.125,
+                        image_size=32, num_classes=10)
+  cfg = Config(data=DataConfig(dataset='builtin'), model=student,
+               train=TrainConfig(train_mode='distill', teacher=prefix))
+  task = tasks.get(cfg)
+  task.prepare(tf.distribute.get_strategy())
+  assert task.teacher.encoder.group1_projection
+  assert task.teacher.supervised_head.norm is None
+  expected = ref.expected('A_outputs.npz')
+  compare_outputs(task.teacher(expected['images'], training=False), expected,
+                  'training_false')
