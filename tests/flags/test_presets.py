@@ -53,6 +53,31 @@ PRESETS = {
         'train.eval_steps': 2, 'model.image_size': 32,
     },
 }
+# SimCLRv2's three stages on CIFAR-10 at CPU scale (README section).
+_CPU_10PCT = {
+    'data.dataset': 'cifar10', 'data.train_split': 'train[:10%]',
+    'data.eval_split': 'test', 'model.resnet_depth': 18,
+    'model.width_multiplier': 0.25, 'model.ft_proj_selector': 1,
+    'train.train_batch_size': 256, 'train.train_epochs': 30,
+    'optim.optimizer': 'lars', 'optim.weight_decay': 0.0,
+    'optim.warmup_epochs': 0.0,
+}
+PRESETS['cifar10_cpu_finetune_10pct'] = {
+    **_CPU_10PCT, 'train.train_mode': 'finetune',
+    'train.checkpoint': 'runs/cifar10_cpu', 'optim.learning_rate': 1.0,
+    'model.zero_init_logits_layer': True,
+}
+PRESETS['cifar10_cpu_supervised_10pct'] = {
+    **_CPU_10PCT, 'train.train_mode': 'supervised', 'train.checkpoint': None,
+    'optim.learning_rate': 1.0,
+}
+PRESETS['cifar10_cpu_distill'] = {
+    'data.train_split': 'train', 'model.width_multiplier': 0.25,
+    'train.train_mode': 'distill',
+    'train.teacher': 'runs/cifar10_cpu_finetune_10pct',
+    'loss.distill_temperature': 1.0, 'loss.distill_label_weight': 0.0,
+    'train.train_epochs': 10, 'optim.learning_rate': 1.0,
+}
 PRESETS['simclrv2_finetune_10pct'] = {
     **PRESETS['simclrv2_finetune_1pct'],
     'data.dataset': 'imagenet2012_subset/10pct', 'train.train_epochs': 30,
