@@ -2,7 +2,7 @@
 
 MirroredStrategy over the two logical CPU devices (``two_replicas``) with
 global BN (Keras ``BatchNormalization(synchronized=True)``) against the
-default strategy, where ``train.effective_model_config`` turns global BN
+default strategy, where ``tasks.base.effective_model_config`` turns global BN
 off: with one replica, plain (fused) BN over the whole batch computes the
 same statistics. Both start from the same weights and see the same global
 batch of 8 (each replica the contiguous half ``tests/helpers`` gives it)

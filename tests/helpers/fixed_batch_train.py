@@ -10,7 +10,7 @@ and ``test_mirrored_equivalence.py`` imports ``train_fixed_batch``.
 The command line is run.py's: the project's flags -> ``config_from_flags``
 -> ``simclr_tf.runtime.setup`` (``--seed``, ``--cpu_devices``) ->
 ``distribute.build_strategy``. Training uses the product's pieces:
-``train.build_model_for`` (global BN with >1 replica), ``build_optimizer``
+``Task.build_model`` (global BN with >1 replica), ``build_optimizer``
 (LARS) with ``WarmupCosine`` (no warmup, so step 1 already moves the
 weights), ``steps.make_train_loop`` (NT-Xent over all replicas, the probe,
 weight decay). Only the input differs from a run: the real pipeline gives
