@@ -22,8 +22,7 @@ def test_registry_covers_every_train_mode():
   from simclr_tf.config import TRAIN_MODES
   assert TRAIN_MODES == tasks.NAMES
   for name in tasks.NAMES:
-    task = tasks.get(_cfg(train_mode=name, **(
-        {} if name == 'pretrain' else {'lineareval_while_pretraining': True})))
+    task = tasks.get(_cfg(train_mode=name))
     assert task.name == name and task.needs == tasks.MODES[name].needs
   with pytest.raises(ValueError, match="train_mode='nope'"):
     tasks.task_class('nope')

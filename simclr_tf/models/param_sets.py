@@ -8,16 +8,13 @@ LARS's trust ratio (``simclr_tf.optim.factory``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import keras
 
 from simclr_tf.models.layers import FusedBatchNorm
 
 _BATCH_NORM_TYPES = (FusedBatchNorm, keras.layers.BatchNormalization)
-
-
-def _ids(variables) -> frozenset:
-  return frozenset(id(v) for v in variables)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,14 +25,20 @@ class ParamSets:
   biases: tuple = ()
   head: tuple = ()
 
+  @functools.cached_property
+  def _ids(self) -> dict:
+    """Role -> frozenset of the ids of its variables (built once)."""
+    return {role: frozenset(id(v) for v in getattr(self, role))
+            for role in ('batch_norm', 'biases', 'head')}
+
   def is_batch_norm(self, variable) -> bool:
-    return id(variable) in _ids(self.batch_norm)
+    return id(variable) in self._ids['batch_norm']
 
   def is_bias(self, variable) -> bool:
-    return id(variable) in _ids(self.biases)
+    return id(variable) in self._ids['biases']
 
   def in_head(self, variable) -> bool:
-    return id(variable) in _ids(self.head)
+    return id(variable) in self._ids['head']
 
 
 def _layers(layer):

@@ -41,8 +41,9 @@ class Distill(Task):
     return self.cfg.loss.distill_label_weight
 
   @property
-  def views(self):  # images the student sees per example of the batch
-    return 2 if self.label_weight > 0 else 1
+  def images_per_step(self) -> int:
+    """The unlabeled batch, plus the labeled one when labels are used."""
+    return super().images_per_step * (2 if self.label_weight > 0 else 1)
 
   # The teacher.
 
