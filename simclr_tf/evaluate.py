@@ -42,7 +42,8 @@ def make_eval_step(model, strategy):
   return step
 
 
-def evaluate(model, strategy, dist_dataset, num_steps: int) -> dict:
+def evaluate(model, strategy, dist_dataset, num_steps: int,
+             step_fn=None) -> dict:
   """Evaluates the supervised head (linear probe or fine-tuned classifier).
 
   Args:
@@ -50,6 +51,8 @@ def evaluate(model, strategy, dist_dataset, num_steps: int) -> dict:
     strategy: the strategy ``dist_dataset`` was distributed with.
     dist_dataset: eval batches {'image', 'label', 'mask'}.
     num_steps: batches to run (all of them for a full pass).
+    step_fn: ``make_eval_step(model, strategy)`` made before, so repeated
+      evaluations of one model trace it once; None: made here.
 
   Returns:
     {'top_1', 'top_5', 'loss', 'num_examples'}: accuracies in [0, 1] and the
@@ -59,7 +62,7 @@ def evaluate(model, strategy, dist_dataset, num_steps: int) -> dict:
     raise ValueError('evaluate: the model has no supervised head; pretrain '
                      'with --lineareval_while_pretraining=true or fine-tune '
                      'before evaluating top-1/top-5.')
-  step = make_eval_step(model, strategy)
+  step = step_fn or make_eval_step(model, strategy)
   totals = {k: 0.0 for k in _SUMS}
   iterator = iter(dist_dataset)
   for _ in range(num_steps):

@@ -8,15 +8,16 @@ checkpoint when asked, and by ``--mode=export``.
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import tensorflow as tf
 from absl import logging
 
-from simclr_tf import (checkpoints, data, distribute, evaluate, runtime,
-                       tasks, train)
+from simclr_tf import (checkpoints, data, distribute, rundir, runtime, tasks,
+                       train)
 from simclr_tf.config import Config, ConfigError
 from simclr_tf.data import folder
+from simclr_tf.evaluators import factory as evaluator_factory
+from simclr_tf.evaluators import run_due
 
 USER_ERRORS = (ConfigError, checkpoints.CheckpointError,
                distribute.StrategyError, train.TrainingError, ValueError,
@@ -122,20 +123,20 @@ def _run(cfg, export_fn):
   on_ckpt = None
   if export_fn is not None and cfg.train.export_every_checkpoint:
     on_ckpt = lambda t, step: _export(export_fn, t.model, cfg, step, chief)  # noqa: E731,E501
+  run_dir = rundir.RunDir(cfg, chief)
+  evaluators = (evaluator_factory.build_evaluators(cfg, strategy, source,
+                                                   task)
+                if cfg.mode == 'train_then_eval' else [])
   trainer = train.Trainer(cfg, strategy, source, task=task, chief=chief,
-                          on_checkpoint=on_ckpt, start=choice)
+                          on_checkpoint=on_ckpt, start=choice,
+                          evaluators=evaluators, run_dir=run_dir)
   if choice is not None:  # before model_dir is written
     checkpoints.check(choice.prefix, trainer.model,
                       whole=choice.role == 'resume')
-  if chief:
-    tf.io.gfile.makedirs(cfg.train.model_dir)
-    train.write_json(os.path.join(cfg.train.model_dir, 'config.json'),
-                     cfg.to_dict())
+  run_dir.write_config()
   step = trainer.train()
   if export_fn is not None and not cfg.train.export_every_checkpoint:
     _export(export_fn, trainer.model, cfg, step, chief)
-  if cfg.mode == 'train_then_eval':
-    _eval_model(cfg, strategy, source, trainer.model, step, chief)
   return 0
 
 
@@ -143,29 +144,6 @@ def _export(export_fn, model, cfg, step, chief):
   if chief:
     path = export_fn(model, cfg.train.model_dir, step, cfg)
     logging.info('Exported SavedModel to %s', path)
-
-
-def _eval_model(cfg, strategy, source, model, step, chief):
-  """Top-1/top-5 of ``model`` on the eval split; results into model_dir."""
-  if model.supervised_head is None:
-    logging.warning('No supervised head (lineareval_while_pretraining=false)'
-                    '; skipping evaluation.')
-    return None
-  split = cfg.data.eval_split
-  batch = cfg.train.eval_batch_size
-  num = source.num_examples(split)
-  steps = cfg.train.eval_steps or data.eval_steps(num, batch)
-  dataset = data.build_dataset(
-      strategy, source, split, mode='eval', global_batch_size=batch,
-      image_size=cfg.model.image_size, augment_cfg=cfg.augment)
-  result = evaluate.evaluate(model, strategy, dataset, steps)
-  logging.info('Eval at step %d on %s: top_1 %.4f, top_5 %.4f, loss %.4f '
-               '(%d examples).', step, split, result['top_1'],
-               result['top_5'], result['loss'], result['num_examples'])
-  if chief:
-    train.record_eval(cfg.train.model_dir, step, result, cfg,
-                      cfg.eval_name)
-  return result
 
 
 def _restore_for_eval(task, strategy, path):
@@ -176,19 +154,24 @@ def _restore_for_eval(task, strategy, path):
 
 
 def _eval_checkpoints(cfg, task, strategy, source, chief, choice):
-  """Evaluates the chosen checkpoint, or (--eval_watch) each new one in
-  --model_dir up to the final step."""
+  """Runs the run's evaluators on the chosen checkpoint, or
+  (--eval_watch) on each new one in --model_dir up to the final step."""
+  evaluators = evaluator_factory.build_evaluators(cfg, strategy, source, task)
+  run_dir = rundir.RunDir(cfg, chief)
+
+  def evaluate(path):
+    model, step = _restore_for_eval(task, strategy, path)
+    run_due(evaluators, model, step, run_dir, previous_step=step, final=True)
+    return step
+
   if not cfg.train.eval_watch:
-    model, step = _restore_for_eval(task, strategy, choice.prefix)
-    _eval_model(cfg, strategy, source, model, step, chief)
+    evaluate(choice.prefix)
     return
   total = train.plan_training(
       cfg, source.num_examples(cfg.data.train_split)).total_steps
   for path in tf.train.checkpoints_iterator(
       cfg.train.model_dir, timeout=cfg.train.eval_timeout_secs or None):
-    model, step = _restore_for_eval(task, strategy, path)
-    _eval_model(cfg, strategy, source, model, step, chief)
-    if step >= total:
+    if evaluate(path) >= total:
       return
 
 

@@ -1,4 +1,4 @@
-"""The training loop: steps, checkpoints, summaries, progress, results.
+"""The training loop: steps, checkpoints, summaries, progress, evaluators.
 
 ``Trainer`` builds the model and optimizer under the strategy's scope,
 resumes from the newest checkpoint in ``model_dir`` (model, optimizer slots
@@ -14,19 +14,23 @@ with ``--seed`` and ``--deterministic``, ends with the same weights as an
 uninterrupted run: the input stream restarts at the resumed step (see
 ``simclr_tf.data.pipeline``). A non-finite loss or weight stops training
 with ``TrainingError`` before anything of that state is saved.
+
+Evaluators (``simclr_tf.evaluators``) run after the checkpoint of each step
+at their cadence and at the final step; the loop stops at their steps as it
+does at checkpoints. What is written into ``model_dir`` besides checkpoints
+goes through ``simclr_tf.rundir.RunDir``.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
 import time
 
 import tensorflow as tf
 from absl import logging
 
-from simclr_tf import checkpoints, steps, tasks
+from simclr_tf import checkpoints, evaluators as evaluators_lib, rundir
+from simclr_tf import steps, tasks
 from simclr_tf.config import Config
 from simclr_tf.models import param_sets
 from simclr_tf.optim import (WarmupCosine, build_optimizer, unwrap,
@@ -68,9 +72,13 @@ class Trainer:
   """Trains one model as the config says; see the module docstring."""
 
   def __init__(self, cfg: Config, strategy, source, *, task=None,
-               chief: bool = True, on_checkpoint=None, start=None):
+               chief: bool = True, on_checkpoint=None, start=None,
+               evaluators=(), run_dir=None):
     self.cfg, self.strategy, self.source, self.chief = (
         cfg, strategy, source, chief)
+    self.evaluators = list(evaluators)
+    self.run_dir = run_dir or rundir.RunDir(cfg, chief)
+    self.latest_eval = {}  # the newest scalars of every evaluator
     self.task = task if task is not None else tasks.get(cfg)
     # The checkpoint to start from (checkpoints.choose): resume or warm start.
     self.start = start if start is not None else checkpoints.choose(cfg)
@@ -121,14 +129,29 @@ class Trainer:
     total = self.plan.total_steps
     if step >= total:
       logging.info('Already trained to step %d of %d.', step, total)
+      self._evaluate(step, step, final=True)
       return step
     loop = steps.make_train_loop(self.model, self.optimizer, self.strategy,
                                  self.task, jit_compile=self.cfg.runtime.jit)
     iterator = iter(self._dataset(step))
-    writer = self._summary_writer('train')
+    writer = self.run_dir.writer('train')
     if step == 0 and self.chief:
       self.task.write_start_summaries(writer, self.strategy, self.source)
     return self._run(loop, iterator, writer, step, total)
+
+  def _steps_to_next_stop(self, step, total):
+    """Steps to run in one loop call: up to ``steps_per_loop``, ending at
+    the next checkpoint, evaluation or the final step."""
+    every = self.plan.checkpoint_every
+    stops = [total, (step // every + 1) * every]
+    stops += [s for s in (e.next_stop(step) for e in self.evaluators)
+              if s is not None]
+    return min(self.cfg.train.steps_per_loop, min(stops) - step)
+
+  def _evaluate(self, previous_step, step, final):
+    self.latest_eval.update(evaluators_lib.run_due(
+        self.evaluators, self.model, step, self.run_dir,
+        previous_step=previous_step, final=final))
 
   def _run(self, loop, iterator, writer, step, total):
     t = self.cfg.train
@@ -136,8 +159,7 @@ class Trainer:
     start, start_step = time.time(), step
     last_log = step
     while step < total:
-      n = min(t.steps_per_loop, total - step,
-              self.plan.checkpoint_every - step % self.plan.checkpoint_every)
+      n = self._steps_to_next_stop(step, total)
       metrics = {k: float(v) for k, v in
                  loop(iterator, tf.constant(n, tf.int32)).items()}
       step = self.global_step
@@ -154,6 +176,7 @@ class Trainer:
         last_log = step
       if step % self.plan.checkpoint_every == 0 or step == total:
         self._save(step)
+      self._evaluate(step - n, step, final=step == total)
     writer.flush()
     return step
 
@@ -200,12 +223,6 @@ class Trainer:
     path = self.manager.save(checkpoint_number=step)
     logging.info('Saved checkpoint %s', path)
 
-  def _summary_writer(self, name):
-    if not self.chief:
-      return tf.summary.create_noop_writer()
-    return tf.summary.create_file_writer(
-        os.path.join(self.cfg.train.model_dir, name))
-
   def _write_scalars(self, writer, metrics, lr, rate, step):
     with writer.as_default(step=step):
       for k, v in metrics.items():
@@ -221,25 +238,3 @@ class Trainer:
     parts += [f'lr {lr:.4g}', f'{rate:.1f} img/s', f'ETA {_format_eta(eta)}']
     logging.info(' | '.join(parts))
 
-
-def write_json(path: str, obj) -> None:
-  """Writes JSON atomically (temp file, then rename)."""
-  tmp = f'{path}.tmp-{os.getpid()}'
-  with tf.io.gfile.GFile(tmp, 'w') as f:
-    json.dump(obj, f, indent=2, sort_keys=True, default=str)
-  tf.io.gfile.rename(tmp, path, overwrite=True)
-
-
-def record_eval(model_dir: str, step: int, result: dict, cfg: Config,
-                eval_name=None) -> None:
-  """Eval summaries plus ``result.json`` and ``result_<step>.json``."""
-  name = 'eval' if not eval_name else f'eval_{eval_name}'
-  writer = tf.summary.create_file_writer(os.path.join(model_dir, name))
-  with writer.as_default(step=step):
-    for k in ('top_1', 'top_5', 'loss'):
-      tf.summary.scalar(f'eval/{k}', result[k])
-  writer.flush()
-  payload = {**result, 'global_step': step, 'eval_split': cfg.data.eval_split,
-             'dataset': cfg.data.dataset}
-  write_json(os.path.join(model_dir, f'result_{step}.json'), payload)
-  write_json(os.path.join(model_dir, 'result.json'), payload)

@@ -19,7 +19,7 @@ from absl import flags as absl_flags
 
 import flags as simclr_flags
 import run as run_py
-from simclr_tf import data, jobs, train
+from simclr_tf import data, jobs, rundir, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ['--resnet_depth=18', '--width_multiplier=0.125', '--image_size=32',
@@ -93,7 +93,7 @@ def _pretrained_run(model_dir, npz_dir):
   cfg = jobs.with_dataset_facts(cfg, source)
   trainer = train.Trainer(cfg, tf.distribute.get_strategy(), source)
   trainer.manager.save(checkpoint_number=1)
-  train.write_json(os.path.join(model_dir, 'config.json'), cfg.to_dict())
+  rundir.write_json(os.path.join(model_dir, 'config.json'), cfg.to_dict())
 
 
 def state(path):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from simclr_tf import checkpoints, data, losses, steps, tasks, train
+from simclr_tf import checkpoints, data, losses, rundir, steps, tasks
 from simclr_tf.checkpoints import CheckpointError
 from simclr_tf.config import (Config, ConfigError, DataConfig, LossConfig,
                               ModelConfig, OptimConfig, TrainConfig)
@@ -106,7 +106,7 @@ def _write_run(model_dir, cfg):
   model = tasks.get(cfg).build_model(tf.distribute.get_strategy())
   manager = checkpoints.make_manager(model, tf.Variable(0), model_dir, 1)
   manager.save(checkpoint_number=1)
-  train.write_json(os.path.join(model_dir, 'config.json'), cfg.to_dict())
+  rundir.write_json(os.path.join(model_dir, 'config.json'), cfg.to_dict())
   return model_dir
 
 
