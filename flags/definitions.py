@@ -154,8 +154,9 @@ ORIGINAL_SPECS = (
 )
 
 OUR_SPECS = (
-    ('int', 'train_summary_steps', 100,
-     'Steps between training summaries.'),
+    ('int', 'train_summary_steps', -1,
+     'Steps between training summaries; -1: min(100, total steps // 100), so '
+     'every run has >= ~100 points; 0: none.'),
     ('enum', 'strategy', 'auto',
      'Distribution; auto: a TPU if asked for, else all local GPUs, else CPU.',
      cfg_lib.STRATEGIES),
@@ -205,6 +206,20 @@ OUR_SPECS = (
     ('float', 'distill_label_weight', 0.0,
      'Distillation: weight of the cross-entropy on --labeled_split (0: '
      'the teacher alone).'),
+    ('float', 'knn_every_epochs', 1.0,
+     'Epochs between kNN monitor evaluations (and at the end); 0: off.'),
+    ('int', 'knn_k', 200, 'kNN monitor: neighbours that vote.'),
+    ('float', 'knn_temperature', 0.1,
+     'kNN monitor: votes weigh exp(cosine similarity / this).'),
+    ('int', 'knn_bank_size', 0,
+     'kNN monitor: train examples in the bank; 0: all (up to 2 GiB of '
+     'features).'),
+    ('int', 'projector_examples', 2000,
+     'Eval images embedded for the TensorBoard Projector at the end; 0: '
+     'none.'),
+    ('enum', 'eval_every_checkpoint', 'auto',
+     'Evaluate the classifier at every checkpoint; auto: if the run has '
+     '<= 1000 checkpoints.', cfg_lib.EVAL_EVERY_CHECKPOINT),
     ('str', 'labeled_split', None,
      'Labeled split used when --distill_label_weight > 0, e.g. '
      "'train[:10%]'."),

@@ -42,6 +42,9 @@ SECTION_FLAGS = {
         'keep_checkpoint_max', 'keep_hub_module_max',
         'export_every_checkpoint', 'steps_per_loop', 'train_summary_steps',
         'log_every_steps', 'seed', 'eval_watch', 'eval_timeout_secs')),
+    'evaluation': (cfg_lib.EvalConfig, (
+        'knn_every_epochs', 'knn_k', 'knn_temperature', 'knn_bank_size',
+        'projector_examples', 'eval_every_checkpoint')),
     'runtime': (cfg_lib.RuntimeConfig, (
         'strategy', 'master', 'tpu_name', 'tpu_zone', 'gcp_project', 'jit',
         'mixed_precision', 'deterministic', 'cpu_devices')),

@@ -9,6 +9,7 @@ the command line.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -234,7 +235,7 @@ class TrainConfig:
   keep_hub_module_max: int = 1
   export_every_checkpoint: bool = False
   steps_per_loop: int = 1
-  train_summary_steps: int = 100
+  train_summary_steps: int = -1  # -1: summary_every() picks it
   log_every_steps: int = 50
   seed: Optional[int] = None
   eval_watch: bool = False
@@ -257,13 +258,54 @@ class TrainConfig:
                  'steps_per_loop', 'log_every_steps'):
       _positive(s, name, getattr(self, name))
     # 0 = no train summaries / keep every export, as the original.
-    for name in ('train_summary_steps', 'keep_hub_module_max', 'train_epochs',
+    _check(self.train_summary_steps >= -1, s, 'train_summary_steps',
+           self.train_summary_steps, 'must be >= 0, or -1 for about 100 '
+           'points per run')
+    for name in ('keep_hub_module_max', 'train_epochs',
                  'train_steps', 'eval_steps',
                  'checkpoint_epochs', 'checkpoint_steps', 'eval_timeout_secs'):
       _check(getattr(self, name) >= 0, s, name, getattr(self, name),
              'must be >= 0')
     _check(self.train_steps > 0 or self.train_epochs > 0, s, 'train_epochs',
            self.train_epochs, 'must be > 0 when train_steps is 0')
+
+
+EVAL_EVERY_CHECKPOINT = ('auto', 'true', 'false')
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+  """What is evaluated during and after training (``simclr_tf.evaluators``).
+
+  ``knn_every_epochs`` 0 turns the kNN monitor off, ``knn_bank_size`` 0
+  banks every train example (capped where the features would pass 2 GiB),
+  ``projector_examples`` 0 writes no Projector files.
+  ``eval_every_checkpoint``: the supervised head's eval at every
+  checkpoint; ``auto`` does so when the run has at most
+  ``MAX_AUTO_EVAL_CHECKPOINTS`` checkpoints (``simclr_tf.evaluators``).
+  """
+  knn_every_epochs: float = 1.0
+  knn_k: int = 200
+  knn_temperature: float = 0.1
+  knn_bank_size: int = 0
+  projector_examples: int = 2000
+  eval_every_checkpoint: str = 'auto'
+
+  def __post_init__(self):
+    s = 'evaluation'
+    _check(math.isfinite(self.knn_every_epochs) and
+           self.knn_every_epochs >= 0, s, 'knn_every_epochs',
+           self.knn_every_epochs, 'must be a number >= 0 (0 turns the kNN '
+           'monitor off)')
+    _positive(s, 'knn_k', self.knn_k)
+    _check(math.isfinite(self.knn_temperature) and self.knn_temperature > 0,
+           s, 'knn_temperature', self.knn_temperature,
+           'must be a number > 0 (0.1 is usual)')
+    for name in ('knn_bank_size', 'projector_examples'):
+      _check(getattr(self, name) >= 0, s, name, getattr(self, name),
+             'must be >= 0')
+    _one_of(s, 'eval_every_checkpoint', self.eval_every_checkpoint,
+            EVAL_EVERY_CHECKPOINT)
 
 
 @dataclass(frozen=True)
@@ -298,6 +340,7 @@ class Config:
   loss: LossConfig = field(default_factory=LossConfig)
   optim: OptimConfig = field(default_factory=OptimConfig)
   train: TrainConfig = field(default_factory=TrainConfig)
+  evaluation: EvalConfig = field(default_factory=EvalConfig)
   runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
   # Flags the user set (command line or flagfile). Architecture fields not
   # among them are taken from the checkpoint a run loads. None (a library

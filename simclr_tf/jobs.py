@@ -43,15 +43,18 @@ def _get_source(data_cfg):
 
 def _inputs_read(cfg: Config, task) -> list:
   """``(split flag, its batch flag or None)`` for every split the run reads."""
-  evaluates = task.evaluates()
   train_in = task.training_inputs()
-  eval_in = ('eval_split', 'eval_batch_size')
+  evals = evaluator_factory.reads(cfg, task)
+  eval_in = ([('eval_split', 'eval_batch_size')] if evals['eval_split']
+             else [])
+  bank_in = [('train_split', 'eval_batch_size')] if evals['train_split'] \
+      else []
   return {
       'train': train_in,
-      'train_then_eval': train_in + ([eval_in] if evaluates else []),
+      'train_then_eval': train_in + eval_in + bank_in,
       # --eval_watch sizes the training run from the train split.
-      'eval': (([eval_in] if evaluates else []) +
-               ([('train_split', None)] if cfg.train.eval_watch else [])),
+      'eval': eval_in + (bank_in or ([('train_split', None)]
+                                     if cfg.train.eval_watch else [])),
       'export': [],
   }[cfg.mode]
 
@@ -124,8 +127,9 @@ def _run(cfg, export_fn):
   if export_fn is not None and cfg.train.export_every_checkpoint:
     on_ckpt = lambda t, step: _export(export_fn, t.model, cfg, step, chief)  # noqa: E731,E501
   run_dir = rundir.RunDir(cfg, chief)
+  plan = train.plan_training(cfg, source.num_examples(cfg.data.train_split))
   evaluators = (evaluator_factory.build_evaluators(cfg, strategy, source,
-                                                   task)
+                                                   task, plan)
                 if cfg.mode == 'train_then_eval' else [])
   trainer = train.Trainer(cfg, strategy, source, task=task, chief=chief,
                           on_checkpoint=on_ckpt, start=choice,

@@ -19,6 +19,8 @@ import os
 from typing import Optional
 
 import tensorflow as tf
+from google.protobuf import text_format
+from tensorboard.plugins import projector
 
 from simclr_tf.config import Config
 
@@ -31,12 +33,26 @@ def write_json(path: str, obj) -> None:
   tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
+def _write_bytes(path: str, content: bytes) -> None:
+  tmp = f'{path}.tmp-{os.getpid()}'
+  with tf.io.gfile.GFile(tmp, 'wb') as f:
+    f.write(content)
+  tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def _write_text(path: str, text: str) -> None:
+  _write_bytes(path, (text + '\n').encode('utf-8'))
+
+
 def read_json(path: str) -> Optional[dict]:
   """The JSON object in ``path``, or None if there is no such file."""
   if not tf.io.gfile.exists(path):
     return None
   with tf.io.gfile.GFile(path) as f:
     return json.load(f)
+
+
+PROJECTOR_KEEP = 5  # steps whose Projector files are kept
 
 
 def eval_dir_name(eval_name: Optional[str]) -> str:
@@ -76,14 +92,14 @@ class RunDir:
 
   def record_eval(self, step: int, scalars: dict, images=None) -> dict:
     """Writes one evaluation at ``step``: its scalars as ``eval/<name>``
-    summaries (``num_examples`` counts are kept out of TensorBoard), its
+    summaries (counts, ``*examples``, are kept out of TensorBoard), its
     images (uint8 ``[H, W, 3]``) as ``eval/<name>`` image summaries, and
     the scalars merged into ``result_<step>.json`` and ``result.json``.
     Returns the merged result."""
     writer = self.writer(self.eval_run)
     with writer.as_default(step=step):
       for k, v in scalars.items():
-        if not k.endswith('num_examples'):
+        if not k.endswith('examples'):
           tf.summary.scalar(f'eval/{k}', v)
       for k, image in (images or {}).items():
         tf.summary.image(f'eval/{k}', image[None], max_outputs=1)
@@ -97,6 +113,51 @@ class RunDir:
     write_json(path, payload)
     write_json(self.join('result.json'), payload)
     return payload
+
+  def write_projector(self, step: int, embeddings) -> str:
+    """Writes ``embeddings`` (``evaluators.projector.Embeddings``) of
+    ``step`` for TensorBoard's Projector into
+    ``<eval run>/projector/<step>/`` (``tensor.tsv``, ``metadata.tsv``,
+    ``sprite.png``) and lists the newest ``PROJECTOR_KEEP`` steps in
+    ``<eval run>/projector_config.pbtxt``, deleting older ones. Returns
+    the step's directory."""
+    run = self.join(self.eval_run)
+    folder = os.path.join(run, 'projector', str(step))
+    if not self.chief:
+      return folder
+    tf.io.gfile.makedirs(folder)
+    _write_text(os.path.join(folder, 'tensor.tsv'), '\n'.join(
+        '\t'.join(f'{x:.6g}' for x in row) for row in embeddings.vectors))
+    _write_text(os.path.join(folder, 'metadata.tsv'),
+                '\n'.join(embeddings.metadata_lines()))
+    _write_bytes(os.path.join(folder, 'sprite.png'),
+                 tf.io.encode_png(embeddings.sprite).numpy())
+    write_json(os.path.join(folder, 'shape.json'), {
+        'tensor_shape': list(embeddings.vectors.shape),
+        'thumb_side': embeddings.thumb_side})
+    self._write_projector_config(run)
+    return folder
+
+  def _write_projector_config(self, run):
+    root = os.path.join(run, 'projector')
+    steps = sorted(int(d.rstrip('/')) for d in tf.io.gfile.listdir(root)
+                   if d.rstrip('/').isdigit())
+    for old in steps[:-PROJECTOR_KEEP]:
+      tf.io.gfile.rmtree(os.path.join(root, str(old)))
+    config = projector.ProjectorConfig()
+    for step in steps[-PROJECTOR_KEEP:]:
+      shape = read_json(os.path.join(root, str(step), 'shape.json'))
+      if shape is None:  # a step whose writing was interrupted
+        continue
+      e = config.embeddings.add()
+      e.tensor_name = f'final_avg_pool (step {step})'
+      e.tensor_path = f'projector/{step}/tensor.tsv'
+      e.metadata_path = f'projector/{step}/metadata.tsv'
+      e.tensor_shape.extend(shape['tensor_shape'])
+      e.sprite.image_path = f'projector/{step}/sprite.png'
+      e.sprite.single_image_dim.extend([shape['thumb_side']] * 2)
+    _write_text(os.path.join(run, 'projector_config.pbtxt'),
+                text_format.MessageToString(config))
 
   def flush(self) -> None:
     for w in self._writers.values():

@@ -13,8 +13,10 @@ from simclr_tf.models import param_sets
 
 
 def make_train_loop(model, optimizer, strategy, task, *,
-                    jit_compile: bool = False):
-  """Returns ``loop(iterator, num_steps) -> dict of mean metrics``.
+                    jit_compile: bool = False, per_step: bool = False):
+  """Returns ``loop(iterator, num_steps) -> dict of metrics``: their means
+  over the steps, or with ``per_step`` float32 ``[num_steps]`` arrays of
+  every step's value (dense training curves, the exact step of a NaN).
 
   Each replica divides its loss by the number of replicas so that the
   gradients the optimizer sums across replicas equal the global-batch
@@ -44,12 +46,16 @@ def make_train_loop(model, optimizer, strategy, task, *,
 
   @tf.function
   def loop(iterator, num_steps):
-    sums = {k: tf.constant(0.0) for k in names}
-    for _ in tf.range(num_steps):
+    values = {k: tf.TensorArray(tf.float32, size=num_steps) for k in names}
+    for i in tf.range(num_steps):
       per_replica = strategy.run(step_fn, args=(next(iterator),))
-      sums = {k: sums[k] + strategy.reduce(tf.distribute.ReduceOp.MEAN,
-                                           per_replica[k], axis=None)
-              for k in names}
-    return {k: v / tf.cast(num_steps, tf.float32) for k, v in sums.items()}
+      values = {k: values[k].write(i, tf.cast(strategy.reduce(
+          tf.distribute.ReduceOp.MEAN, per_replica[k], axis=None),
+                                               tf.float32))
+                for k in names}
+    stacked = {k: v.stack() for k, v in values.items()}
+    if per_step:
+      return stacked
+    return {k: tf.reduce_mean(v) for k, v in stacked.items()}
 
   return loop

@@ -63,6 +63,15 @@ def plan_training(cfg: Config, num_examples: int) -> TrainPlan:
   return TrainPlan(num_examples, total, every, warmup, num_examples / batch)
 
 
+def summary_every(train_summary_steps: int, total_steps: int) -> int:
+  """Steps between training summaries: as given (0: none), or for -1
+  ``min(100, total // 100)``, at least 1: every step of runs under 200
+  steps, ~100 points or more for longer ones."""
+  if train_summary_steps >= 0:
+    return train_summary_steps
+  return max(1, min(100, total_steps // 100))
+
+
 def _format_eta(seconds: float) -> str:
   seconds = int(max(0, seconds))
   return f'{seconds // 3600}h{seconds // 60 % 60:02d}m{seconds % 60:02d}s'
@@ -132,7 +141,8 @@ class Trainer:
       self._evaluate(step, step, final=True)
       return step
     loop = steps.make_train_loop(self.model, self.optimizer, self.strategy,
-                                 self.task, jit_compile=self.cfg.runtime.jit)
+                                 self.task, jit_compile=self.cfg.runtime.jit,
+                                 per_step=True)
     iterator = iter(self._dataset(step))
     writer = self.run_dir.writer('train')
     if step == 0 and self.chief:
@@ -160,16 +170,15 @@ class Trainer:
     last_log = step
     while step < total:
       n = self._steps_to_next_stop(step, total)
-      metrics = {k: float(v) for k, v in
-                 loop(iterator, tf.constant(n, tf.int32)).items()}
+      values = {k: v.numpy().tolist() for k, v in
+                loop(iterator, tf.constant(n, tf.int32)).items()}
       step = self.global_step
-      self._check_finite(metrics, step, n)
+      self._check_finite(values, step)
+      metrics = {k: sum(v) / len(v) for k, v in values.items()}
       elapsed = max(time.time() - start, 1e-9)
       rate = (step - start_step) * images_per_step / elapsed
       lr = float(self.schedule(step))
-      every = t.train_summary_steps
-      if every and (step % every < n or step == total):
-        self._write_scalars(writer, metrics, lr, rate, step)
+      self._write_scalars(writer, values, rate, step, total)
       if step - last_log >= t.log_every_steps or step == total:
         self._log_progress(metrics, lr, rate, step, total, elapsed,
                            start_step)
@@ -180,18 +189,20 @@ class Trainer:
     writer.flush()
     return step
 
-  def _check_finite(self, metrics, step, num_steps=1):
-    """Raises TrainingError naming the step(s) if a metric is NaN/Inf.
+  def _check_finite(self, values, step):
+    """Raises TrainingError naming the first step whose metrics hold a
+    NaN/Inf. ``values``: name -> per-step values of the steps ending at
+    ``step``.
 
     Runs before the checkpoint of ``step`` is saved, so no checkpoint or
     export of the non-finite state is written.
     """
-    bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
-    if bad:
-      where = (f'step {step}' if num_steps == 1 else
-               f'steps {step - num_steps + 1}-{step} (their mean)')
-      raise TrainingError(
-          f'Non-finite loss at {where}: {bad}. {self._stopped_hint()}')
+    n = len(next(iter(values.values())))
+    for i in range(n):
+      bad = {k: v[i] for k, v in values.items() if not math.isfinite(v[i])}
+      if bad:
+        raise TrainingError(f'Non-finite loss at step {step - n + 1 + i}: '
+                            f'{bad}. {self._stopped_hint()}')
 
   def _stopped_hint(self):
     last = self.manager.latest_checkpoint
@@ -223,18 +234,32 @@ class Trainer:
     path = self.manager.save(checkpoint_number=step)
     logging.info('Saved checkpoint %s', path)
 
-  def _write_scalars(self, writer, metrics, lr, rate, step):
-    with writer.as_default(step=step):
-      for k, v in metrics.items():
-        tf.summary.scalar(f'train/{k}', v)
-      tf.summary.scalar('learning_rate', lr)
-      tf.summary.scalar('throughput_images_per_sec', rate)
+  def _write_scalars(self, writer, values, rate, step, total):
+    """``train/...`` summaries of the steps ending at ``step`` that are
+    multiples of ``summary_every`` (and the final step); ``rate``, the
+    throughput so far, is written with each."""
+    every = summary_every(self.cfg.train.train_summary_steps, total)
+    if not every:
+      return
+    n = len(next(iter(values.values())))
+    for i in range(n):
+      s = step - n + 1 + i
+      if s % every and s != total:
+        continue
+      with writer.as_default(step=s):
+        for k, v in values.items():
+          tf.summary.scalar(f'train/{k}', v[i])
+        tf.summary.scalar('train/learning_rate', float(self.schedule(s)))
+        tf.summary.scalar('train/throughput_images_per_sec', rate)
 
   def _log_progress(self, metrics, lr, rate, step, total, elapsed, start):
     eta = elapsed / max(step - start, 1) * (total - step)
     parts = [f'step {step}/{total}', f'loss {metrics["total_loss"]:.4f}']
     parts += [f'{label} {metrics[name]:.3f}'
               for name, label in self.task.progress if name in metrics]
+    parts += [f'{label} {self.latest_eval[name]:.3f}'
+              for name, label in (('knn_top1', 'knn@1'), ('top_1', 'eval@1'))
+              if name in self.latest_eval]
     parts += [f'lr {lr:.4g}', f'{rate:.1f} img/s', f'ETA {_format_eta(eta)}']
     logging.info(' | '.join(parts))
 

@@ -411,7 +411,8 @@ def test_nan_loss_stops_with_the_step_and_keeps_last_good_checkpoint(
   """--learning_rate=1e30: LARS scales each update to 1e27 x the weight
   norm, so the loss overflows a step or two later. The run exits 1 naming
   the step; the checkpoints and exports before it are there and finite,
-  none of the non-finite state; nothing is evaluated."""
+  none of the non-finite state; only good steps were evaluated (at their
+  checkpoints), none after."""
   model_dir = str(tmp_path / 'm')
   proc = run([f'--dataset=npz:{npz_dir}', f'--model_dir={model_dir}',
               '--train_steps=5', '--checkpoint_steps=1',
@@ -427,7 +428,9 @@ def test_nan_loss_stops_with_the_step_and_keeps_last_good_checkpoint(
   assert f'the last good checkpoint is {last}' in proc.stderr
   assert ckpt_steps(model_dir) == good
   assert export_entries(model_dir) == [str(s) for s in good]
-  assert not glob.glob(os.path.join(model_dir, 'result*.json'))
+  evaluated = sorted(int(p.rsplit('_', 1)[1][:-5]) for p in glob.glob(
+      os.path.join(model_dir, 'result_*.json')))
+  assert evaluated == good
 
   assert checkpoints.latest(model_dir) == last
   assert checkpoints.step_of(last) == bad - 1
@@ -463,8 +466,9 @@ def test_non_finite_weights_are_never_saved_or_exported():
     trainer._save(8)
   assert saved == []
   with pytest.raises(train.TrainingError,
-                     match=r'at steps 5-8 \(their mean\).*total_loss'):
-    trainer._check_finite({'total_loss': float('nan'), 'x': 1.0}, 8, 4)
+                     match=r'at step 7: .*total_loss'):
+    trainer._check_finite({'total_loss': [1.0, 1.0, float('nan'), 1.0],
+                           'x': [1.0] * 4}, 8)
   trainer.manager.latest_checkpoint = None
   with pytest.raises(train.TrainingError, match='no checkpoint was saved'):
-    trainer._check_finite({'total_loss': float('inf')}, 1)
+    trainer._check_finite({'total_loss': [float('inf')]}, 1)

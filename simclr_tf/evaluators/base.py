@@ -26,7 +26,7 @@ class Report:
 
   Attributes:
     scalars: name -> float, written as ``eval/<name>`` and into the result
-      JSON (``*num_examples`` only into the JSON).
+      JSON (counts, ``*examples``, only into the JSON).
     images: name -> uint8 ``[H, W, 3]``, written as ``eval/<name>``.
     projector: embeddings for TensorBoard's Projector
       (``simclr_tf.evaluators.projector.Embeddings``), or None.
@@ -77,7 +77,8 @@ def run_due(evaluators, model, step: int, rundir, *, previous_step: int,
     report = evaluator.run(model, step)
     logging.info('Eval (%s) at step %d: %s.', evaluator.name, step,
                  evaluator.describe(report))
-    rundir.record_eval(step, report.scalars, report.images)
+    if report.scalars or report.images:
+      rundir.record_eval(step, report.scalars, report.images)
     if report.projector is not None:
       rundir.write_projector(step, report.projector)
     merged.update(report.scalars)

@@ -43,6 +43,9 @@ OUR_TYPES = {
     'group1_projection': 'bool', 'probe_input_norm': 'bool',
     'teacher': 'string', 'distill_temperature': 'float',
     'distill_label_weight': 'float', 'labeled_split': 'string',
+    'knn_every_epochs': 'float', 'knn_k': 'int', 'knn_temperature': 'float',
+    'knn_bank_size': 'int', 'projector_examples': 'int',
+    'eval_every_checkpoint': 'string enum',
 }
 ENUMS = {
     'learning_rate_scaling': {'linear', 'sqrt'},
@@ -54,6 +57,7 @@ ENUMS = {
                  'tpu'},
     'cifar_stem': {'auto', 'true', 'false'},
     'mixed_precision': {'none', 'bfloat16', 'float16'},
+    'eval_every_checkpoint': {'auto', 'true', 'false'},
 }
 
 
@@ -252,6 +256,14 @@ BAD_VALUES = [
     (['--dataset=npz:'], '--dataset=npz: is invalid: give a path'),
     (['--dataset=folder:'], '--dataset=folder: is invalid: give a path'),
     (['--model_dir='], "--model_dir='' is invalid: give a directory"),
+    (['--knn_k=0'], '--knn_k=0 is invalid: must be > 0'),
+    (['--knn_temperature=0'], '--knn_temperature=0 is invalid: must be a '
+     'number > 0'),
+    (['--knn_every_epochs=-1'], '--knn_every_epochs=-1 is invalid: must be a '
+     'number >= 0 (0 turns the kNN monitor off)'),
+    (['--knn_bank_size=-1'], '--knn_bank_size=-1 is invalid: must be >= 0'),
+    (['--train_summary_steps=-2'], '--train_summary_steps=-2 is invalid: '
+     'must be >= 0, or -1'),
 ]
 
 
