@@ -296,7 +296,12 @@ def _eval_dataset(source, split, batch_size, image_size, cfg, cache,
       'label': tf.constant(0, tf.int32), 'mask': tf.constant(0.0)}).repeat()
   ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
   ds = ds.concatenate(padding).take(quota).batch(batch_size)
-  return ds.prefetch(tf.data.AUTOTUNE)
+  # Without autotuning (parallelism = the cores): deleting an iterator
+  # that has not reached the end (every evaluation stops after its steps)
+  # otherwise stalls ~5 s waiting for the autotuner, measured here.
+  options = tf.data.Options()
+  options.autotune.enabled = False
+  return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
 def _check_stream(strategy, source, split, mode, global_batch_size,

@@ -85,8 +85,10 @@ def make_embed_step(model, strategy, *, thumb_side: Optional[int] = None,
       top, index = tf.math.top_k(sim, k=n)
       out['near_sim'] = top[None]
       out['near_label'] = tf.gather(out['label'], index)[None]
-      out['near_thumb'] = tf.cast(tf.gather(
-          thumbnails(batch['image'], thumb_side or 64), index)[None],
+      near = tf.gather(batch['image'], tf.reshape(index, [-1]))
+      near = thumbnails(near, thumb_side or 64)
+      out['near_thumb'] = tf.cast(tf.reshape(
+          near, tf.concat([[1], tf.shape(index), tf.shape(near)[1:]], 0)),
                                   tf.float16)
     return out
 
