@@ -115,11 +115,14 @@ def _reference_knn(model, source, k, temperature, bank_limit=None):
 
 
 def test_knn_eval_matches_reference_and_draws_the_grid(npz_dir, model):
-  cfg = _cfg(npz_dir, knn_k=5, knn_temperature=0.07)
+  cfg = _cfg(npz_dir, knn_k=20, knn_temperature=0.01)
   source = data.get_source(cfg.data)
   evaluator = knn_monitor.KnnEval(cfg, tf.distribute.get_strategy(), source)
   report = evaluator.run(model, 0)
-  want = _reference_knn(model, source, 5, 0.07)
+  want = _reference_knn(model, source, 20, 0.01)
+  # The settings matter here: the default k or temperature would differ.
+  assert want != _reference_knn(model, source, 200, 0.01)
+  assert want != _reference_knn(model, source, 20, 0.1)
   assert report.scalars['knn_top1'] == pytest.approx(want, abs=1e-6)
   assert report.scalars['knn_num_examples'] == 20
   assert report.scalars['knn_bank_examples'] == 48

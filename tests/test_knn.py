@@ -9,7 +9,7 @@ from simclr_tf.evaluators import knn
 
 def _reference(queries, bank, labels, num_classes, k, temperature):
   """float64 numpy: scores [Q, C] (ties in similarity: lower bank index
-  first, as tf.math.top_k)."""
+  first, as tf.math.top_k), each query's divided by exp(s_max / T)."""
   q = queries / np.linalg.norm(queries, axis=1, keepdims=True)
   b = bank / np.linalg.norm(bank, axis=1, keepdims=True)
   sim = q @ b.T
@@ -18,7 +18,7 @@ def _reference(queries, bank, labels, num_classes, k, temperature):
   for i, row in enumerate(sim):
     top = np.argsort(-row, kind='stable')[:k]
     for j in top:
-      scores[i, labels[j]] += np.exp(row[j] / temperature)
+      scores[i, labels[j]] += np.exp((row[j] - row.max()) / temperature)
   return scores
 
 
@@ -49,6 +49,26 @@ def test_scores_and_accuracy_match_numpy(k, num_classes, bank_size):
   assert float(acc['knn_top5']) == pytest.approx(np.mean(ranks < 5))
   if num_classes == 1:
     assert float(acc['knn_top1']) == 1.0
+
+
+def test_small_temperature_does_not_overflow():
+  """exp(1 / 0.005) is inf in float32 and even float64 at 0.001: the
+  scores stay finite and rank as the formula does."""
+  rng = np.random.default_rng(1)
+  bank = rng.normal(size=(40, 6))
+  labels = rng.integers(0, 4, 40)
+  queries = rng.normal(size=(9, 6))
+  query_labels = rng.integers(0, 4, 9)
+  for temperature in (0.005, 0.001):
+    got = knn.knn_scores(queries, bank, labels, num_classes=4, k=10,
+                         temperature=temperature).numpy()
+    assert np.isfinite(got).all()
+    want = _reference(queries, bank, labels, 4, 10, temperature)
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-30)
+    acc = knn.knn_accuracy(queries, query_labels, bank, labels,
+                           num_classes=4, k=10, temperature=temperature)
+    assert float(acc['knn_top1']) == pytest.approx(
+        np.mean(_ranks(want, query_labels) < 1))
 
 
 def test_ties_in_similarity_and_in_scores():

@@ -35,7 +35,10 @@ def normalize(features):
 
 def knn_scores(queries, bank, bank_labels, *, num_classes: int, k: int = 200,
                temperature: float = 0.1, chunk: int = 1024):
-  """Class scores [Q, num_classes] (float32) of each query.
+  """Class scores [Q, num_classes] (float32) of each query: the summed
+  weights exp(s / T) of its neighbours' votes, divided by exp(s_max / T)
+  (s_max: its highest similarity) so that small temperatures do not
+  overflow; each query's ranking of classes is unchanged.
 
   Args:
     queries: [Q, D] embeddings (normalised here).
@@ -59,7 +62,9 @@ def knn_scores(queries, bank, bank_labels, *, num_classes: int, k: int = 200,
   def score(batch):
     similarity = tf.matmul(batch, bank, transpose_b=True)  # [q, N]
     top, index = tf.math.top_k(similarity, k=k)  # [q, k]
-    weights = tf.exp(top / temperature)
+    # exp(s / T) scaled by exp(-s_max / T) per query: the same ranking,
+    # and no overflow (float32 exp(1 / T) is inf below T ~ 0.0113).
+    weights = tf.exp((top - top[:, :1]) / temperature)
     votes = tf.one_hot(tf.gather(bank_labels, index), num_classes)
     return tf.reduce_sum(votes * weights[..., None], axis=1)
 
