@@ -39,6 +39,16 @@ def _one_of(section, name, value, choices):
   _check(value in choices, section, name, value, f'must be one of {list(choices)}')
 
 
+def _check_finite(section: str, obj) -> None:
+  """Every float field of a config section is a finite number (inf and NaN
+  pass most range checks and then fail, or silently do nothing, later)."""
+  for f in dataclasses.fields(obj):
+    value = getattr(obj, f.name)
+    if isinstance(value, float) and not math.isfinite(value):
+      raise ConfigError(f'{section}.{f.name}={value} is invalid: must be a '
+                        'finite number.')
+
+
 def head_layers(proj_head_mode: str, num_proj_layers: int) -> int:
   """Dense layers of a projection head of that mode ('none': 0, 'linear':
   1, 'nonlinear': ``num_proj_layers``)."""
@@ -349,6 +359,8 @@ class Config:
 
   def __post_init__(self):
     _one_of('config', 'mode', self.mode, MODES)
+    for section in SECTIONS:
+      _check_finite(section, getattr(self, section))
     distill = self.train.train_mode == 'distill'
     _check(distill or not self.train.teacher, 'train', 'teacher',
            self.train.teacher, "only applies to train_mode='distill'")
@@ -360,3 +372,8 @@ class Config:
 
   def to_dict(self) -> dict:
     return dataclasses.asdict(self)
+
+
+# The Config fields that are sections (dataclasses of settings).
+SECTIONS = ('data', 'augment', 'model', 'loss', 'optim', 'train',
+            'evaluation', 'runtime')

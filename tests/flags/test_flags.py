@@ -292,3 +292,17 @@ def test_unknown_enum_values_are_rejected_naming_the_flag(fv, args):
                                         ('train[:1%]', 'train[:1%]')])
 def test_format_value(value, text):
   assert to_config.format_value(value) == text
+
+
+FLOAT_FLAGS = sorted(n for n, kind in {**ORIGINAL_TYPES, **OUR_TYPES}.items()
+                     if kind == 'float')
+
+
+@pytest.mark.parametrize('name', FLOAT_FLAGS)
+@pytest.mark.parametrize('value', ['inf', '-inf', 'nan'])
+def test_float_flags_refuse_non_finite_values(fv, name, value):
+  """--temperature=inf used to train silently doing nothing, and
+  --warmup_epochs=inf failed later without naming the flag."""
+  msg = error_of(fv, f'--{name}={value}')
+  assert msg.startswith(f'--{name}='), msg
+  assert 'is invalid' in msg
