@@ -8,6 +8,7 @@ checkpoint when asked, and by ``--mode=export``.
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import tensorflow as tf
 from absl import logging
@@ -161,6 +162,13 @@ def _eval_checkpoints(cfg, task, strategy, source, chief, choice):
   """Runs the run's evaluators on the chosen checkpoint, or
   (--eval_watch) on each new one in --model_dir up to the final step."""
   evaluators = evaluator_factory.build_evaluators(cfg, strategy, source, task)
+  if not evaluators:
+    raise ConfigError(
+        '--mode=eval has nothing to evaluate: the model has no supervised '
+        'head (pretrained with --lineareval_while_pretraining=false), and '
+        f'--knn_every_epochs={cfg.evaluation.knn_every_epochs:g} and '
+        f'--projector_examples={cfg.evaluation.projector_examples} turn the '
+        'kNN monitor and the Projector off; enable one of them.')
   run_dir = rundir.RunDir(cfg, chief)
 
   def evaluate(path):
@@ -171,12 +179,51 @@ def _eval_checkpoints(cfg, task, strategy, source, chief, choice):
   if not cfg.train.eval_watch:
     evaluate(choice.prefix)
     return
-  total = train.plan_training(
-      cfg, source.num_examples(cfg.data.train_split)).total_steps
-  for path in tf.train.checkpoints_iterator(
-      cfg.train.model_dir, timeout=cfg.train.eval_timeout_secs or None):
-    if evaluate(path) >= total:
-      return
+  watch(tf.train.checkpoints_iterator(
+      cfg.train.model_dir, timeout=cfg.train.eval_timeout_secs or None),
+        evaluate, watched_run_total(cfg, source))
+
+
+def watched_run_total(cfg, source) -> int:
+  """The final step of the training run in --model_dir, which --eval_watch
+  waits for: from that run's config.json (its own length flags and train
+  split) when it has one, else from this command's flags."""
+  stored = rundir.read_json(os.path.join(cfg.train.model_dir,
+                                         'config.json')) or {}
+  run_cfg = cfg
+  if stored.get('data', {}).get('dataset') == cfg.data.dataset:
+    t = stored.get('train', {})
+    run_cfg = dataclasses.replace(
+        cfg, data=dataclasses.replace(
+            cfg.data, train_split=stored['data'].get('train_split',
+                                                     cfg.data.train_split)),
+        train=dataclasses.replace(cfg.train, **{
+            k: t[k] for k in ('train_steps', 'train_epochs',
+                              'train_batch_size') if k in t}))
+  return train.plan_training(
+      run_cfg, source.num_examples(run_cfg.data.train_split)).total_steps
+
+
+def watch(paths, evaluate, total) -> list:
+  """Evaluates each checkpoint ``paths`` yields until one of step
+  ``total``; returns the steps evaluated. A checkpoint deleted before it
+  could be read (the training run keeps only --keep_checkpoint_max) is
+  skipped with a warning: the next one ``paths`` yields is newer."""
+  done = []
+  for path in paths:
+    try:
+      step = evaluate(path)
+    except (tf.errors.NotFoundError, checkpoints.CheckpointError):
+      if tf.io.gfile.exists(path + '.index'):
+        raise
+      logging.warning('%s was deleted before it could be evaluated (the '
+                      'training run keeps few checkpoints); going on with '
+                      'the next.', path)
+      continue
+    done.append(step)
+    if step >= total:
+      break
+  return done
 
 
 def _export_checkpoint(cfg, task, strategy, export_fn, chief, choice):

@@ -15,13 +15,12 @@ resume, an evaluation or an export rebuilds the same model.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 
-import tensorflow as tf
 from absl import logging
 
+from simclr_tf import rundir
 from simclr_tf.checkpoints import formats, original
 from simclr_tf.checkpoints.paths import CheckpointError, Choice
 from simclr_tf.config import TrainConfig, head_layers
@@ -38,22 +37,15 @@ def _given(cfg, name) -> bool:
   return cfg.given_flags is None or name in cfg.given_flags
 
 
-def _read_json(path):
-  if not tf.io.gfile.exists(path):
-    return None
-  with tf.io.gfile.GFile(path) as f:
-    return json.load(f)
-
-
 def _stored_config(prefix: str) -> dict:
   """Config (as a dict) of the simclr_tf run that wrote ``prefix``, or {}."""
   if prefix.endswith(os.path.join('variables', 'variables')):
     export = os.path.dirname(os.path.dirname(prefix))
-    meta = _read_json(os.path.join(export, 'assets.extra',
+    meta = rundir.read_json(os.path.join(export, 'assets.extra',
                                    'simclr_export.json'))
     config = (meta or {}).get('config')
   else:
-    config = _read_json(os.path.join(os.path.dirname(prefix), 'config.json'))
+    config = rundir.read_json(os.path.join(os.path.dirname(prefix), 'config.json'))
   return config or {}
 
 
