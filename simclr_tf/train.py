@@ -108,7 +108,9 @@ class Trainer:
     self.schedule = schedule
     self.manager = checkpoints.make_manager(
         self.model, unwrap(self.optimizer), cfg.train.model_dir,
-        cfg.train.keep_checkpoint_max, chief=chief)
+        cfg.train.keep_checkpoint_max, chief=chief,
+        resume_from=self.start.prefix if self.start is not None and
+        self.start.role == 'resume' else None)
 
   @property
   def global_step(self) -> int:

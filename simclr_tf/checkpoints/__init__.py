@@ -15,12 +15,13 @@
 Importing this package imports no TensorFlow; the TensorFlow-side names
 below load their module on first use.
 """
-from simclr_tf.checkpoints.paths import (Choice, CheckpointError, choose,
-                                         latest, resolve, teacher)
+from simclr_tf.checkpoints.paths import (CHECKPOINT_NAME, Choice,
+                                         CheckpointError, choose, latest,
+                                         resolve, teacher)
 
 _LAZY = {
     'make_manager': 'manager', 'step_of': 'manager',
-    'CHECKPOINT_NAME': 'manager', 'STEP_KEY': 'manager',
+    'STEP_KEY': 'manager',
     'detect': 'formats',
     'check': 'load', 'warm_start': 'load', 'restore_model': 'load',
     'check_compatible': 'load', 'classifier_fits': 'load',
@@ -37,5 +38,5 @@ def __getattr__(name):
   return getattr(module, name)
 
 
-__all__ = ['Choice', 'CheckpointError', 'choose', 'latest', 'resolve',
+__all__ = ['CHECKPOINT_NAME', 'Choice', 'CheckpointError', 'choose', 'latest', 'resolve',
            'teacher', *_LAZY]

@@ -5,19 +5,33 @@ import tempfile
 
 import tensorflow as tf
 
+from simclr_tf.checkpoints.paths import (CHECKPOINT_NAME, state_names,
+                                         complete_checkpoints)
 from simclr_tf.checkpoints.reader import open_reader
 
-CHECKPOINT_NAME = 'ckpt'
 STEP_KEY = 'optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE'
 
 
 def make_manager(model, optimizer, model_dir: str, max_to_keep: int, *,
-                 chief: bool = True) -> tf.train.CheckpointManager:
+                 chief: bool = True,
+                 resume_from=None) -> tf.train.CheckpointManager:
   """CheckpointManager over {model, optimizer} in ``model_dir``.
+
+  ``resume_from``: the checkpoint the run resumes from
+  (``paths.latest``); when the state file does not name it (garbled,
+  empty, or naming a checkpoint whose files are gone), the state file is
+  rewritten to list the complete checkpoints, so the manager resumes from
+  it and keeps counting them for ``max_to_keep``.
 
   Non-chief workers of a multi-worker run must save too (the save is a
   collective); they write to a private temporary directory.
   """
+  if chief and resume_from and state_names(model_dir) != resume_from:
+    complete = complete_checkpoints(model_dir)
+    tf.compat.v1.train.update_checkpoint_state(
+        model_dir, resume_from,
+        all_model_checkpoint_paths=complete[:complete.index(resume_from) + 1]
+        if resume_from in complete else [resume_from])
   directory = model_dir if chief else tempfile.mkdtemp(prefix='simclr_ckpt_')
   ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer)
   return tf.train.CheckpointManager(ckpt, directory, max_to_keep=max_to_keep,

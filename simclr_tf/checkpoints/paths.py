@@ -21,10 +21,14 @@ import os
 import re
 from typing import Optional
 
+from absl import logging
+
 from simclr_tf import tasks
 from simclr_tf.config import ConfigError
 
 STATE_FILE = 'checkpoint'  # written by tf.train.CheckpointManager
+CHECKPOINT_NAME = 'ckpt'  # training's checkpoints: <model_dir>/ckpt-<step>
+_CKPT_FILE = re.compile(r'^ckpt-(\d+)\.(?:(index)|data-(\d+-of-\d+))$')
 _STATE_PATH = re.compile(r'^model_checkpoint_path:\s*"(.*)"\s*$', re.M)
 KINDS_TEXT = ('a checkpoint prefix with a .index file, a directory holding '
               "checkpoints (with a 'checkpoint' file), a SavedModel directory "
@@ -67,11 +71,32 @@ def _read(path):
     return f.read()
 
 
-def latest(directory) -> Optional[str]:
-  """The newest checkpoint prefix the state file in ``directory`` names
-  and whose ``.index`` exists, else None (``tf.train.latest_checkpoint``)."""
-  if not directory:
-    return None
+def complete_checkpoints(directory) -> list:
+  """Prefixes of the ``ckpt-N`` checkpoints in ``directory`` whose
+  ``.index`` and every data shard exist, oldest first (file names are
+  matched exactly, never as patterns)."""
+  steps = {}
+  for name in _listdir(directory):
+    match = _CKPT_FILE.match(name)
+    if match:
+      step, index, shards = match.groups()
+      entry = steps.setdefault(int(step), {'index': False, 'data': set(),
+                                           'shards': None})
+      if index:
+        entry['index'] = True
+      else:
+        shard, count = (int(x) for x in shards.split('-of-'))
+        entry['data'].add(shard)
+        entry['shards'] = count
+  return [os.path.join(directory, f'{CHECKPOINT_NAME}-{step}')
+          for step, e in sorted(steps.items())
+          if e['index'] and e['shards'] is not None and
+          e['data'] == set(range(e['shards']))]
+
+
+def state_names(directory) -> Optional[str]:
+  """The prefix the state file of ``directory`` names, or None when it is
+  missing, empty or unreadable."""
   state = os.path.join(directory, STATE_FILE)
   if not exists(state) or isdir(state):
     return None
@@ -81,7 +106,41 @@ def latest(directory) -> Optional[str]:
   prefix = match.group(1)
   if not (is_remote(prefix) or os.path.isabs(prefix)):
     prefix = os.path.join(directory, prefix)
-  return prefix if exists(prefix + '.index') else None
+  return prefix
+
+
+def latest(directory) -> Optional[str]:
+  """The newest checkpoint of ``directory``: the one its state file names
+  (``tf.train.CheckpointManager`` writes it after the checkpoint), or,
+  when the state file is missing, garbled or names a checkpoint whose
+  files are gone, the newest complete ``ckpt-N`` in it, with a warning
+  (a run then resumes from it instead of starting over and overwriting
+  it). None when there is no checkpoint.
+
+  Raises:
+    CheckpointError: checkpoint files are there but none is complete.
+  """
+  if not directory or not isdir(directory):
+    return None
+  named = state_names(directory)
+  complete = complete_checkpoints(directory)
+  if named is not None and (named in complete or (
+      not named.startswith(os.path.join(directory, CHECKPOINT_NAME + '-'))
+      and exists(named + '.index'))):
+    return named
+  if complete:
+    why = (f'names {named}, whose files are incomplete or gone' if named
+           else 'is missing, empty or unreadable')
+    logging.warning('The checkpoint state file in %s %s; using the newest '
+                    'complete checkpoint, %s.', directory, why, complete[-1])
+    return complete[-1]
+  leftovers = sorted(n for n in _listdir(directory) if _CKPT_FILE.match(n))
+  if leftovers:
+    raise CheckpointError(
+        f'{directory} holds checkpoint files but no complete checkpoint '
+        f'(each needs its .index and every data shard): {leftovers[:6]}. '
+        'Restore the missing files, or move these away to start over.')
+  return None
 
 
 def saved_model_variables(path) -> Optional[str]:
