@@ -215,6 +215,7 @@ class AugmentConfig:
 
 
 MODES = ('train', 'eval', 'train_then_eval', 'export')
+GLOB_CHARACTERS = '*?[]'  # patterns to TensorFlow's file matching
 STRATEGIES = ('auto', 'default', 'one_device', 'mirrored', 'multi_worker',
               'tpu')
 MIXED_PRECISION = ('none', 'bfloat16', 'float16')
@@ -276,6 +277,13 @@ class TrainConfig:
                  'checkpoint_epochs', 'checkpoint_steps', 'eval_timeout_secs'):
       _check(getattr(self, name) >= 0, s, name, getattr(self, name),
              'must be >= 0')
+    for name in ('model_dir', 'checkpoint', 'teacher'):
+      path = getattr(self, name) or ''
+      _check(not set(path) & set(GLOB_CHARACTERS), s, name, path,
+             "must not contain any of * ? [ ]: TensorFlow's checkpoint "
+             'reader and CheckpointManager match checkpoint paths as glob '
+             'patterns, so such a run could not resume or delete old '
+             'checkpoints; rename the directory')
     _check(self.train_steps > 0 or self.train_epochs > 0, s, 'train_epochs',
            self.train_epochs, 'must be > 0 when train_steps is 0')
 

@@ -60,7 +60,7 @@ def test_latest_refuses_when_no_checkpoint_is_complete(tmp_path):
   assert checkpoints.latest(str(tmp_path / 'missing')) is None
 
 
-def test_named_checkpoint_wins_and_glob_characters_are_literal(tmp_path):
+def test_named_checkpoint_wins_and_names_are_matched_exactly(tmp_path):
   d = str(tmp_path / 'runs' / 'glob[1]')
   _fake_checkpoints(d, {1: (True, [0], 1), 2: (True, [0], 1)})
   with open(os.path.join(d, 'checkpoint'), 'w') as f:

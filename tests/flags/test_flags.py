@@ -257,6 +257,10 @@ BAD_VALUES = [
     (['--dataset=folder:'], '--dataset=folder: is invalid: give a path'),
     (['--model_dir='], "--model_dir='' is invalid: give a directory"),
     (['--knn_k=0'], '--knn_k=0 is invalid: must be > 0'),
+    (['--model_dir=runs/glob[1]'], '--model_dir=runs/glob[1] is invalid: '
+     'must not contain any of * ? [ ]'),
+    (['--checkpoint=runs/c*'], '--checkpoint=runs/c* is invalid: must not '
+     'contain any of * ? [ ]'),
     (['--knn_temperature=0'], '--knn_temperature=0 is invalid: must be a '
      'number > 0'),
     (['--knn_every_epochs=-1'], '--knn_every_epochs=-1 is invalid: must be a '
