@@ -55,7 +55,8 @@ def test_latest_refuses_when_no_checkpoint_is_complete(tmp_path):
   d = str(tmp_path)
   _fake_checkpoints(d, {5: (True, [], 1), 6: (False, [0], 1)})
   with pytest.raises(checkpoints.CheckpointError,
-                     match=r'no complete checkpoint.*ckpt-5\.index'):
+                     match=r'--model_dir=.* holds checkpoint files but no '
+                     r'complete checkpoint.*ckpt-5\.index'):
     checkpoints.latest(d)
   assert checkpoints.latest(str(tmp_path / 'missing')) is None
 

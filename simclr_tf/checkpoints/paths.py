@@ -109,7 +109,7 @@ def state_names(directory) -> Optional[str]:
   return prefix
 
 
-def latest(directory) -> Optional[str]:
+def latest(directory, flag: str = 'model_dir') -> Optional[str]:
   """The newest checkpoint of ``directory``: the one its state file names
   (``tf.train.CheckpointManager`` writes it after the checkpoint), or,
   when the state file is missing, garbled or names a checkpoint whose
@@ -137,9 +137,10 @@ def latest(directory) -> Optional[str]:
   leftovers = sorted(n for n in _listdir(directory) if _CKPT_FILE.match(n))
   if leftovers:
     raise CheckpointError(
-        f'{directory} holds checkpoint files but no complete checkpoint '
-        f'(each needs its .index and every data shard): {leftovers[:6]}. '
-        'Restore the missing files, or move these away to start over.')
+        f'--{flag}={directory} holds checkpoint files but no complete '
+        f'checkpoint (each needs its .index and every data shard): '
+        f'{leftovers[:6]}. Restore the missing files, or move these away to '
+        'start over.')
   return None
 
 
@@ -178,7 +179,7 @@ def resolve(path: str, flag: str = 'checkpoint') -> str:
       return found
     raise CheckpointError(f'--{flag}={path} is a SavedModel without '
                           'variables/variables.index: nothing to load.')
-  found = latest(path) or _newest_export(path)
+  found = latest(path, flag) or _newest_export(path)
   if found:
     return found
   raise CheckpointError(f'--{flag}={path} is a directory without a '

@@ -38,8 +38,10 @@ def touch(path):
 
 
 def make_checkpoint_dir(directory, prefix='ckpt-3'):
-  """What tf.train.CheckpointManager leaves: a state file and an .index."""
+  """What tf.train.CheckpointManager leaves: a state file, an .index and
+  the data shard."""
   touch(os.path.join(directory, prefix + '.index'))
+  touch(os.path.join(directory, prefix + '.data-00000-of-00001'))
   with open(os.path.join(directory, 'checkpoint'), 'w', encoding='utf-8') as f:
     f.write(f'model_checkpoint_path: "{prefix}"\n'
             f'all_model_checkpoint_paths: "{prefix}"\n')
@@ -124,7 +126,14 @@ def test_exported_versions_and_eval_of_a_checkpoint_pass(tmp_path):
      'SavedModel without variables/variables.index'),
     # A state file naming a deleted checkpoint (as latest_checkpoint sees it).
     (lambda d: (make_checkpoint_dir(d), os.remove(
-        os.path.join(d, 'ckpt-3.index'))), 'without a checkpoint'),
+        os.path.join(d, 'ckpt-3.index')), os.remove(
+            os.path.join(d, 'ckpt-3.data-00000-of-00001'))),
+     'without a checkpoint'),
+    # ... or one whose data is gone too: leftovers are named.
+    (lambda d: (make_checkpoint_dir(d), os.remove(
+        os.path.join(d, 'ckpt-3.index'))),
+     "holds checkpoint files but no complete checkpoint (each needs its "
+     ".index and every data shard): ['ckpt-3.data-00000-of-00001']"),
 ])
 def test_checkpoint_directory_without_a_checkpoint(tmp_path, setup,
                                                    expected):
