@@ -181,7 +181,7 @@ CASES = [
      'images', '{empty_folder}/train/<class>/'),
     ('folder_corrupt_image', ['--dataset=folder:{corrupt_folder}'], 1,
      '--train_split=train: image file {corrupt_folder}/train/a/bad.jpg is '
-     "not a JPEG, PNG, GIF or BMP: it starts with b'<html>40'",
+     "not a JPEG, PNG, GIF, BMP or WebP: it starts with b'<html>40'",
      '--skip_corrupt_images'),
     ('batch_zero', ['--dataset=npz:{good}', '--train_batch_size=0'], 2,
      '--train_batch_size=0 is invalid: must be > 0'),

@@ -1,28 +1,36 @@
-"""``folder:PATH`` source: ``PATH/<split>/<class>/*.{jpg,jpeg,png}``.
+"""``folder:PATH`` source: ``PATH/<split>/<class>/**/<image>``.
 
-Files are streamed with tf.data: per class ``tf.io.matching_files`` gives a
-sorted string tensor of paths (no Python object per file), and images are
-decoded inside the pipeline. Counting uses ``os.scandir`` and keeps no file
-names. Extensions ``jpg jpeg png`` in lower or upper case are read.
+Each class folder is read recursively (images may sit in subfolders, e.g.
+Tiny ImageNet's ``train/<class>/images/``), for every format
+``tf.io.decode_image`` reads: JPEG, PNG, GIF, BMP and WebP, extensions
+matched case-insensitively (``.Jpg``), as Keras's
+``image_dataset_from_directory`` and torchvision's ``ImageFolder`` do.
+File names are listed once per split with ``os.walk`` (symlinked folders
+are not followed, so a symlink loop cannot hang the listing) and used as
+exact paths, never as patterns.
 
 Classes are the union of the class directories of all splits, sorted by
-name; label ``i`` is the ``i``-th name. Canonical order (for slicing and
-sharding) is round-robin over classes: the first file (by name) of every
-class in label order, then the second of every class, ...; classes that run
-out drop out of the rotation. So ``train[:1%]`` holds about 1 % of every
-class, not the first classes.
+name; label ``i`` is the ``i``-th name. Every split a run reads must hold
+images of every class: a class folder without images (or missing from the
+split) stops the run naming it, which also catches a flat
+``val/images/`` folder with an annotation file (it would be one class
+named ``images``). Canonical order (for slicing and sharding) is
+round-robin over classes: the first file (by path) of every class in label
+order, then the second of every class, ...; classes that run out drop out
+of the rotation. So ``train[:1%]`` holds about 1 % of every class.
 
-``check_split`` (called by a run before it writes anything) reads the first
-bytes of every file of the split (15-30 us a file on a local disk here,
-so 20-40 s for ImageNet's 1.28M) and raises naming the first that is not a
-JPEG, PNG, GIF or BMP. A file with a valid header but a broken body still
-raises ``InvalidArgumentError`` naming the file when it is read
-(``corrupt_file_message`` extracts the message). With ``skip_corrupt=True``
-neither check raises: such files are skipped and logged with a running count
-(``FolderSource.num_skipped``).
+``check_split`` (called by a run before it writes anything) logs how many
+images and classes the split has, and reads the first bytes of every file
+(15-30 us a file on a local disk here, so 20-40 s for ImageNet's 1.28M),
+raising naming the first that is not an image. A file with a valid header
+but a broken body still raises ``InvalidArgumentError`` naming the file
+when it is read (``corrupt_file_message`` extracts the message). With
+``skip_corrupt=True`` neither check raises: such files are skipped and
+logged with a running count (``FolderSource.num_skipped``).
 """
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import threading
@@ -34,10 +42,13 @@ import tensorflow as tf
 from simclr_tf.data import sources
 from simclr_tf.data import splits as splits_lib
 
-EXTENSIONS = ('jpg', 'jpeg', 'png', 'JPG', 'JPEG', 'PNG')
-_GLOB_CHARS = set('*?[]')
-# First bytes of the formats tf.io.decode_image reads.
-_MAGIC = (b'\xff\xd8\xff', b'\x89PNG\r\n\x1a\n', b'GIF87a', b'GIF89a', b'BM')
+# The formats tf.io.decode_image reads, by extension (any letter case).
+EXTENSIONS = ('.jpg', '.jpeg', '.png', '.gif', '.bmp', '.webp')
+# Their first bytes (WebP: 'RIFF', 4 size bytes, 'WEBP').
+_MAGIC = (b'\xff\xd8\xff', b'\x89PNG\r\n\x1a\n', b'GIF87a', b'GIF89a', b'BM',
+          b'RIFF')
+_FORMATS_TEXT = 'JPEG, PNG, GIF, BMP or WebP'
+
 _SKIP_HINT = ('Remove or replace it, or skip such files with '
               '--skip_corrupt_images (DataConfig.skip_corrupt_images).')
 _CORRUPT_RE = re.compile(r'(Image file .*? could not be read or decoded[^\n]*)')
@@ -47,34 +58,34 @@ def _subdirs(path: str) -> list:
   return sorted(e.name for e in os.scandir(path) if e.is_dir())
 
 
-def _count_images(path: str) -> int:
-  """Image files directly in ``path`` (names are not kept)."""
-  if not os.path.isdir(path):
-    return 0
-  suffixes = tuple('.' + e for e in EXTENSIONS)
-  with os.scandir(path) as it:
-    return sum(1 for e in it if e.name.endswith(suffixes) and e.is_file())
+def is_image_name(name: str) -> bool:
+  return name.lower().endswith(EXTENSIONS)
 
 
-def _bad_files(path: str) -> list:
-  """``(file, why)`` for image-named files in ``path`` that are no image."""
+def list_images(path: str) -> list:
+  """Sorted paths of the image files under ``path``, recursively (symlinked
+  folders are not followed); [] if ``path`` is not a folder."""
   if not os.path.isdir(path):
     return []
-  suffixes = tuple('.' + e for e in EXTENSIONS)
-  bad = []
-  with os.scandir(path) as it:
-    for entry in it:
-      if not (entry.name.endswith(suffixes) and entry.is_file()):
-        continue
-      try:
-        with open(entry.path, 'rb') as f:
-          head = f.read(8)
-      except OSError as e:
-        bad.append((entry.path, f'cannot be read ({e.strerror})'))
-        continue
-      if not head.startswith(_MAGIC):
-        bad.append((entry.path, f'starts with {head!r}'))
-  return bad
+  found = []
+  for folder, dirs, files in os.walk(path):
+    dirs.sort()
+    found.extend(os.path.join(folder, f) for f in sorted(files)
+                 if is_image_name(f))
+  return found
+
+
+def _is_image_file(path: str):
+  """None if ``path`` starts like an image, else why not."""
+  try:
+    with open(path, 'rb') as f:
+      head = f.read(12)
+  except OSError as e:
+    return f'cannot be read ({e.strerror})'
+  if not head.startswith(_MAGIC) or (head.startswith(b'RIFF') and
+                                     head[8:12] != b'WEBP'):
+    return f'starts with {head[:8]!r}'
+  return None
 
 
 def _short(names, limit=5) -> str:
@@ -99,22 +110,17 @@ class FolderSource(sources.Source):
     self._skip_corrupt = skip_corrupt
     if not os.path.isdir(self._root):
       raise ValueError(f'Image folder {self._root!r} does not exist; expected '
-                       'PATH/<split>/<class>/*.{jpg,jpeg,png}.')
+                       'PATH/<split>/<class>/<images>.')
     self._splits = _subdirs(self._root)
     classes = sorted({c for s in self._splits
                       for c in _subdirs(os.path.join(self._root, s))})
     if not classes:
       raise ValueError(f'Image folder {self._root!r} has no class '
                        'directories; expected PATH/<split>/<class>/*.jpg.')
-    bad = [n for n in [self._root] + self._splits + classes
-           if _GLOB_CHARS & set(n)]
-    if bad:
-      raise ValueError(f'Image folder names {bad} contain glob characters '
-                       f'{sorted(_GLOB_CHARS)}; rename them.')
     self.class_names = tuple(classes)
     self.num_classes = len(classes)
     self.image_shape = None
-    self._counts = {}
+    self._lists = {}
     self._lock = threading.Lock()
     self.num_skipped = 0
 
@@ -126,56 +132,69 @@ class FolderSource(sources.Source):
     return sl
 
   def check_split(self, split):
-    """Raises ValueError if ``split`` is missing or empty or, unless corrupt
-    files are skipped, names the first file that is not an image."""
+    """Raises ValueError if ``split`` is missing or empty, if one of its
+    classes has no image, or (unless corrupt files are skipped) naming the
+    first file that is not an image. Logs its images and classes."""
     sl = self._parse(split)
     split_dir = os.path.join(self._root, sl.name)
-    if not sum(self._class_counts(sl.name)):
+    counts = [len(f) for f in self._class_files(sl.name)]
+    if not sum(counts):
       raise ValueError(
-          f'split {split!r} of {self.name!r} has no images: no *.jpg, *.jpeg '
-          f'or *.png files in {split_dir}/<class>/ for the classes '
+          f'split {split!r} of {self.name!r} has no images: no '
+          f'{_FORMATS_TEXT} files under {split_dir}/<class>/ for the classes '
           f'{_short(self.class_names)}.')
+    empty = [c for c, n in zip(self.class_names, counts) if not n]
+    if empty:
+      here = _subdirs(split_dir)
+      hint = (f' {split_dir} has {len(here)} class folder(s) {_short(here)} '
+              f'while the classes of all splits are {len(self.class_names)}'
+              '; a flat folder of images with an annotation file (e.g. Tiny '
+              "ImageNet's val/images/) is not read: arrange it as "
+              f'{sl.name}/<class>/<image>.' if len(here) == 1 else '')
+      raise ValueError(
+          f'split {split!r} of {self.name!r}: class(es) {_short(empty)} have '
+          f'no {_FORMATS_TEXT} image under {split_dir}/<class>/ (every '
+          f'split needs every class of every split).{hint}')
+    logging.info('%s split %r: %d images in %d classes.', self.name, split,
+                 self.num_examples(split), self.num_classes)
     super().check_split(split)
     if self._skip_corrupt:
       return
-    bad = sorted(b for c in self.class_names
-                 for b in _bad_files(os.path.join(split_dir, c)))
+    bad = [(f, why) for files in self._class_files(sl.name) for f in files
+           for why in [_is_image_file(f)] if why]
     if bad:
-      path, why = bad[0]
+      path, why = min(bad)
       more = f' ({len(bad) - 1} more such file(s))' if len(bad) > 1 else ''
-      raise ValueError(f'image file {path} is not a JPEG, PNG, GIF or BMP: '
-                       f'it {why}{more}. {_SKIP_HINT}')
+      raise ValueError(f'image file {path} is not a {_FORMATS_TEXT}: it '
+                       f'{why}{more}. {_SKIP_HINT}')
 
-  def _class_counts(self, name):
-    if name not in self._counts:
-      self._counts[name] = [
-          _count_images(os.path.join(self._root, name, c))
-          for c in self.class_names]
-    return self._counts[name]
+  def _class_files(self, name) -> list:
+    """Per class (label order), the sorted image paths of split ``name``."""
+    if name not in self._lists:
+      self._lists[name] = [list_images(os.path.join(self._root, name, c))
+                           for c in self.class_names]
+    return self._lists[name]
 
   def num_examples(self, split):
     sl = self._parse(split)
-    begin, end = sl.indices(sum(self._class_counts(sl.name)))
+    begin, end = sl.indices(sum(map(len, self._class_files(sl.name))))
     return end - begin
 
   def _files(self, name):
     """``(path, label)`` in canonical (class round-robin) order."""
-    present = [i for i, n in enumerate(self._class_counts(name)) if n]
-    if not present:
-      return tf.data.Dataset.from_tensor_slices(
-          (tf.constant([], tf.string), tf.constant([], tf.int32)))
-    patterns = [[os.path.join(self._root, name, self.class_names[i], '*.' + e)
-                 for e in EXTENSIONS] for i in present]
-    classes = tf.data.Dataset.from_tensor_slices(
-        (tf.constant(patterns, tf.string), tf.constant(present, tf.int32)))
-    return classes.interleave(
-        lambda pats, label: tf.data.Dataset.from_tensor_slices(
-            tf.io.matching_files(pats)).map(lambda p: (p, label)),
-        cycle_length=max(1, len(present)), block_length=1)
+    per_class = self._class_files(name)
+    paths, labels = [], []
+    for row in itertools.zip_longest(*per_class):
+      for label, path in enumerate(row):
+        if path is not None:
+          paths.append(path)
+          labels.append(label)
+    return tf.data.Dataset.from_tensor_slices(
+        (tf.constant(paths, tf.string), tf.constant(labels, tf.int32)))
 
   def dataset(self, split, input_context=None, shuffle_files=False, seed=None):
     sl = self._parse(split)
-    begin, end = sl.indices(sum(self._class_counts(sl.name)))
+    begin, end = sl.indices(sum(map(len, self._class_files(sl.name))))
     files = self._files(sl.name).skip(begin).take(end - begin)
     num_shards, shard_id = sources.shard_of(input_context)
     if num_shards > 1:

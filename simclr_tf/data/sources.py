@@ -9,7 +9,7 @@ and batching happen later (``simclr_tf.data.pipeline``).
 
   ``builtin``       offline generated shapes (``simclr_tf.data.builtin``)
   ``npz:PATH``      ``PATH/<split>.npz`` or ``PATH/<split>-<k>.npz``
-  ``folder:PATH``   ``PATH/<split>/<class>/*.{jpg,jpeg,png}``
+  ``folder:PATH``   ``PATH/<split>/<class>/**/<image>`` (``data.folder``)
   anything else     a TFDS name (``cifar10``, ``imagenet2012_subset/1pct``)
 """
 from __future__ import annotations

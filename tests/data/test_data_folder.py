@@ -127,3 +127,61 @@ def test_folder_errors(tmp_path, folder):
   with pytest.raises(ValueError, match=r"available splits are \['test', "
                      r"'train'\]"):
     source.dataset('val')
+
+
+# -- Issue 14: nested class folders, every format, odd names, flat folders.
+
+
+def _save(path, value, fmt):
+  from PIL import Image  # a tensorboard dependency
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  Image.fromarray(np.full((6, 6, 3), value, np.uint8)).save(path, fmt)
+
+
+@pytest.fixture
+def nested(tmp_path):
+  """Tiny ImageNet's layout (train/<class>/images/*.JPEG), every format
+  decode_image reads in mixed-case names, a backslash in a class name and
+  a symlink loop."""
+  root = tmp_path / 'nested'
+  for split in ('train', 'val'):
+    _save(str(root / split / 'a' / 'images' / 'x0.JPEG'), 10, 'JPEG')
+    _save(str(root / split / 'a' / 'images' / 'deep' / 'x1.Jpg'), 20, 'JPEG')
+    _save(str(root / split / 'b' / 'one.gif'), 30, 'GIF')
+    _save(str(root / split / 'b' / 'two.BMP'), 40, 'BMP')
+    _save(str(root / split / 'b' / 'three.webp'), 50, 'WEBP')
+    _save(str(root / split / 'c\\d' / 'e.png'), 60, 'PNG')
+  os.symlink(root / 'train' / 'a', root / 'train' / 'a' / 'images' / 'loop')
+  (root / 'train' / 'b' / 'labels.txt').write_text('not an image')
+  return str(root)
+
+
+def test_nested_folders_every_format_and_odd_names(nested, caplog):
+  """Used to find 0 images in a/ (a subfolder), 0 in b/ (gif, bmp, webp)
+  and count c\\d without reading it."""
+  source = sources.get_source(DataConfig(dataset=f'folder:{nested}'))
+  assert source.class_names == ('a', 'b', 'c\\d')
+  assert source.num_examples('train') == 6
+  with caplog.at_level('INFO'):
+    source.check_split('train')
+  assert "split 'train': 6 images in 3 classes" in caplog.text
+  # Pixel value 10, 20 (class a), 30, 40, 50 (b), 60 (c\d); JPEG and WebP
+  # are lossy, so values are compared to the nearest 10.
+  got = sorted((int(round(x.numpy()[0, 0, 0] / 10)) * 10, int(y))
+               for x, y in source.dataset('train'))
+  assert got == [(10, 0), (20, 0), (30, 1), (40, 1), (50, 1), (60, 2)]
+
+
+def test_flat_split_and_empty_class_are_refused(tmp_path):
+  root = tmp_path / 'tiny'
+  for c in ('a', 'b', 'c'):
+    _save(str(root / 'train' / c / 'images' / f'{c}.JPEG'), 10, 'JPEG')
+  _save(str(root / 'val' / 'images' / 'val_0.JPEG'), 10, 'JPEG')
+  (root / 'val' / 'val_annotations.txt').write_text('val_0.JPEG\ta\n')
+  source = sources.get_source(DataConfig(dataset=f'folder:{root}'))
+  with pytest.raises(ValueError, match=r"split 'val' .*class\(es\) \['a', "
+                     r"'b', 'c'\] have no .*annotation file .*Tiny ImageNet"):
+    source.check_split('val')
+  with pytest.raises(ValueError, match=r"split 'train' .*\['images'\] have "
+                     'no'):
+    source.check_split('train')
