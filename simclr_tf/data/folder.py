@@ -51,7 +51,8 @@ _FORMATS_TEXT = 'JPEG, PNG, GIF, BMP or WebP'
 
 _SKIP_HINT = ('Remove or replace it, or skip such files with '
               '--skip_corrupt_images (DataConfig.skip_corrupt_images).')
-_CORRUPT_RE = re.compile(r'(Image file .*? could not be read or decoded[^\n]*)')
+_CORRUPT_RE = re.compile(
+    r'(Image file .*? (?:could not be read or decoded|is missing)[^\n]*)')
 
 
 def _subdirs(path: str) -> list:
@@ -216,6 +217,10 @@ class FolderSource(sources.Source):
 
   def _on_corrupt(self, path):
     path = path.numpy().decode('utf-8', 'replace')
+    if not os.path.exists(path):  # never skipped: the data is going away
+      raise ValueError(f'Image file {path} is missing: it was listed when '
+                       'the run started and has been deleted or moved since '
+                       '(is the data folder still there?).')
     if not self._skip_corrupt:
       raise ValueError(f'Image file {path} could not be read or decoded as '
                        f'an image. {_SKIP_HINT}')

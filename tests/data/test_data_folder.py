@@ -185,3 +185,19 @@ def test_flat_split_and_empty_class_are_refused(tmp_path):
   with pytest.raises(ValueError, match=r"split 'train' .*\['images'\] have "
                      'no'):
     source.check_split('train')
+
+
+@pytest.mark.parametrize('skip_corrupt', [False, True])
+def test_a_file_deleted_while_reading_stops_naming_it(nested, skip_corrupt):
+  """Deleting the data while a run reads it used to hang the run (with
+  --skip_corrupt_images every file was skipped); now it stops, naming the
+  missing file, skipping or not."""
+  from simclr_tf.data import folder as folder_lib
+  source = folder_lib.FolderSource(nested, skip_corrupt=skip_corrupt)
+  source.check_split('train')
+  gone = os.path.join(nested, 'train', 'b', 'one.gif')
+  os.remove(gone)
+  with pytest.raises(Exception, match=rf'Image file {gone} is missing') as e:
+    list(source.dataset('train'))
+  assert folder_lib.corrupt_file_message(e.value).startswith(
+      f'Image file {gone} is missing')
