@@ -6,6 +6,7 @@ name used in ``ConfigError`` messages (``loss.temperature``) to the flag
 (``temperature``), so that errors name what the user typed:
 ``--temperature=-1 is invalid: must be > 0.``
 """
+import os
 import re
 
 from simclr_tf import config as cfg_lib
@@ -62,6 +63,8 @@ FIELD_TO_FLAG.update({f'config.{name}': name for name in TOP_LEVEL_FLAGS})
 _OPTIONAL_STRINGS = ('data_dir', 'checkpoint', 'teacher', 'labeled_split',
                      'master', 'tpu_name',
                      'tpu_zone', 'gcp_project', 'eval_name')
+# Path flags: '~' expanded (a folder named '~' is never what was meant).
+_PATHS = ('model_dir', 'checkpoint', 'teacher', 'data_dir')
 _CIFAR_STEM = {'auto': None, 'true': True, 'false': False}
 _ERROR = re.compile(r'^(\w+)\.(\w+)=(.*?) is invalid: (.*)$', re.DOTALL)
 
@@ -104,6 +107,8 @@ def _renamed(error, flag_values) -> ConfigError:
 
 def _value(flag_values, name):
   value = flag_values[name].value
+  if name in _PATHS and value:
+    value = os.path.expanduser(value)  # the shell leaves --flag=~/x as is
   if name in _OPTIONAL_STRINGS:
     return value or None
   if name == 'cifar_stem':

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -277,6 +278,8 @@ class TrainConfig:
                  'checkpoint_epochs', 'checkpoint_steps', 'eval_timeout_secs'):
       _check(getattr(self, name) >= 0, s, name, getattr(self, name),
              'must be >= 0')
+    _check(self.seed is None or 0 <= self.seed < 2 ** 32, s, 'seed',
+           self.seed, 'must be in [0, 2**32 - 1] (numpy and Keras seeds)')
     for name in ('model_dir', 'checkpoint', 'teacher'):
       path = getattr(self, name) or ''
       _check(not set(path) & set(GLOB_CHARACTERS), s, name, path,
@@ -367,6 +370,11 @@ class Config:
 
   def __post_init__(self):
     _one_of('config', 'mode', self.mode, MODES)
+    _check(self.eval_name is None or bool(
+        re.fullmatch(r'[A-Za-z0-9_.-]+', self.eval_name)) and
+           self.eval_name not in ('.', '..'), 'config', 'eval_name',
+           self.eval_name, 'must be a plain name (letters, digits, _ . -): '
+           'it names the folder eval_<name> inside model_dir')
     for section in SECTIONS:
       _check_finite(section, getattr(self, section))
     distill = self.train.train_mode == 'distill'

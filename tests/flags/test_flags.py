@@ -1,5 +1,6 @@
 """Flag definitions and config_from_flags: names, types, defaults, errors."""
 import dataclasses
+import os
 import re
 
 import pytest
@@ -257,6 +258,12 @@ BAD_VALUES = [
     (['--dataset=folder:'], '--dataset=folder: is invalid: give a path'),
     (['--model_dir='], "--model_dir='' is invalid: give a directory"),
     (['--knn_k=0'], '--knn_k=0 is invalid: must be > 0'),
+    (['--seed=-1'], '--seed=-1 is invalid: must be in [0, 2**32 - 1]'),
+    (['--seed=4294967296'], '--seed=4294967296 is invalid: must be in [0, '
+     '2**32 - 1]'),
+    (['--eval_name=../outside'], '--eval_name=../outside is invalid: must be '
+     'a plain name'),
+    (['--eval_name=a/b'], '--eval_name=a/b is invalid: must be a plain name'),
     (['--model_dir=runs/glob[1]'], '--model_dir=runs/glob[1] is invalid: '
      'must not contain any of * ? [ ]'),
     (['--checkpoint=runs/c*'], '--checkpoint=runs/c* is invalid: must not '
@@ -310,3 +317,13 @@ def test_float_flags_refuse_non_finite_values(fv, name, value):
   msg = error_of(fv, f'--{name}={value}')
   assert msg.startswith(f'--{name}='), msg
   assert 'is invalid' in msg
+
+
+def test_home_in_path_flags_is_expanded(fv):
+  """--model_dir=~/x used to create a folder named '~' in the current one."""
+  cfg = parse(fv, '--model_dir=~/runs/x', '--checkpoint=~/ckpt',
+              '--data_dir=~/data')
+  home = os.path.expanduser('~')
+  assert cfg.train.model_dir == os.path.join(home, 'runs', 'x')
+  assert cfg.train.checkpoint == os.path.join(home, 'ckpt')
+  assert cfg.data.data_dir == os.path.join(home, 'data')
