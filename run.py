@@ -18,6 +18,7 @@ from absl import app  # noqa: E402
 from absl import flags as absl_flags  # noqa: E402
 
 import flags as simclr_flags  # noqa: E402
+from simclr_tf import stopping  # noqa: E402
 from simclr_tf.config import ConfigError  # noqa: E402
 
 simclr_flags.define_flags()
@@ -40,12 +41,22 @@ def main(argv, flag_values=FLAGS):
   except ConfigError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
-  from simclr_tf import jobs  # heavy imports only after validation
+  stopping.install()  # SIGTERM / Ctrl-C: checkpoint, then stop
   try:
-    return jobs.run(cfg, export_fn=_export_fn())
-  except jobs.USER_ERRORS as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 1
+    from simclr_tf import jobs  # heavy imports only after validation
+    try:
+      return jobs.run(cfg, export_fn=_export_fn())
+    except jobs.USER_ERRORS as e:
+      print(f'error: {e}', file=sys.stderr)
+      return 1
+  except stopping.Stopped as e:
+    print(f'stopped: {e}', file=sys.stderr)
+    return e.exit_code
+  except KeyboardInterrupt:
+    print('stopped: interrupted (Ctrl-C twice, or before training began); '
+          'rerun the same command to resume from the newest checkpoint.',
+          file=sys.stderr)
+    return 130
 
 
 def _export_fn():

@@ -13,8 +13,8 @@ import os
 import tensorflow as tf
 from absl import logging
 
-from simclr_tf import (checkpoints, data, distribute, rundir, runtime, tasks,
-                       train)
+from simclr_tf import (checkpoints, data, distribute, rundir, runtime,
+                       stopping, tasks, train)
 from simclr_tf.config import Config, ConfigError
 from simclr_tf.data import folder
 from simclr_tf.evaluators import factory as evaluator_factory
@@ -140,6 +140,10 @@ def _run(cfg, export_fn):
                       whole=choice.role == 'resume')
   run_dir.write_config()
   step = trainer.train()
+  if stopping.requested():  # arrived during the final evaluations
+    raise stopping.Stopped(f'{stopping.requested()} after training to step '
+                           f'{step} (saved); the export was not written. '
+                           'Rerun the same command to write it.')
   if export_fn is not None and not cfg.train.export_every_checkpoint:
     _export(export_fn, trainer.model, cfg, step, chief)
   return 0

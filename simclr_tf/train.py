@@ -30,7 +30,7 @@ import tensorflow as tf
 from absl import logging
 
 from simclr_tf import checkpoints, evaluators as evaluators_lib, rundir
-from simclr_tf import steps, tasks
+from simclr_tf import steps, stopping, tasks
 from simclr_tf.config import Config
 from simclr_tf.models import param_sets
 from simclr_tf.optim import (WarmupCosine, build_optimizer, unwrap,
@@ -188,8 +188,31 @@ class Trainer:
       if step % self.plan.checkpoint_every == 0 or step == total:
         self._save(step)
       self._evaluate(step - n, step, final=step == total)
+      if stopping.requested():
+        writer.flush()
+        self._stop(step)
     writer.flush()
     return step
+
+  def _stop(self, step):
+    """Saves a checkpoint of ``step`` (consistent: between loop calls)
+    unless it has one, then raises ``stopping.Stopped``. Multi-worker runs
+    stop without saving: the save is a collective the other workers may
+    not join."""
+    name = stopping.requested()
+    saved = self.manager.latest_checkpoint
+    if saved is None or checkpoints.step_of(saved) != step:
+      if isinstance(self.strategy,
+                    tf.distribute.MultiWorkerMirroredStrategy):
+        raise stopping.Stopped(
+            f'{name} at step {step}: a multi-worker run stops without '
+            f'saving; the newest checkpoint is {saved}. Rerun every worker '
+            'with the same command to resume from it.')
+      self._check_weights_finite(step)
+      saved = self.manager.save(checkpoint_number=step)
+    raise stopping.Stopped(
+        f'{name} at step {step}: saved {saved}. Rerun the same command to '
+        'resume from it.')
 
   def _check_finite(self, values, step):
     """Raises TrainingError naming the first step whose metrics hold a
