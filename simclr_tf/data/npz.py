@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import zipfile
+import zlib
 from typing import Optional
 
 import numpy as np
@@ -62,12 +63,26 @@ def _check_file(path: str) -> tuple[tuple, np.ndarray]:
   if lshape[0] != shape[0]:
     raise ValueError(f'{path}: {shape[0]} images but {lshape[0]} labels; '
                      'the two arrays must have the same length.')
-  with np.load(path, allow_pickle=False) as z:
-    labels = z['labels']
+  labels = _read_array(path, 'labels')
   if labels.size and labels.min() < 0:
     raise ValueError(f'{path}: labels contain {labels.min()}; labels must be '
                      '>= 0.')
+  if labels.size and labels.max() > np.iinfo(np.int32).max:
+    raise ValueError(f'{path}: labels contain {labels.max()}, which overflows '
+                     'int32; labels must be class indices in [0, classes).')
   return tuple(shape[1:3]), labels
+
+
+def _read_array(path: str, key: str) -> np.ndarray:
+  """Array ``key`` of npz ``path``; a damaged file (bad CRC, truncated)
+  raises ValueError naming it."""
+  try:
+    with np.load(path, allow_pickle=False) as z:
+      return z[key]
+  except (zipfile.BadZipFile, zlib.error, EOFError, OSError,
+          ValueError) as e:
+    raise ValueError(f'{path}: its {key!r} array cannot be read ({e}); the '
+                     'file is damaged: write it again.') from None
 
 
 def _find_files(root: str) -> dict:
@@ -91,6 +106,13 @@ def _find_files(root: str) -> dict:
     if items[0][0] == -1 and len(items) > 1:
       raise ValueError(f'Split {split!r} in {root!r} has both {split}.npz and '
                        'sharded files; keep one layout.')
+    shards = [k for k, _ in items]
+    if shards[0] != -1 and shards != list(range(len(shards))):
+      missing = sorted(set(range(shards[-1] + 1)) - set(shards))
+      raise ValueError(
+          f'Split {split!r} in {root!r} has shards {shards}: '
+          f'{[f"{split}-{k}.npz" for k in missing]} missing; shards must '
+          'be numbered 0, 1, ... without gaps.')
     files[split] = [path for _, path in items]
   return files
 
@@ -118,6 +140,9 @@ class NpzSource(sources.ArraySource):
     max_label = max(int(l.max()) if l.size else -1
                     for l in self._labels.values())
     if self.class_names is None:
+      if max_label < 0:
+        raise ValueError(f'{self._root!r}: no split holds an example, so '
+                         'there are no classes; add examples or classes.txt.')
       self.num_classes = max_label + 1
     else:
       self.num_classes = len(self.class_names)
@@ -142,8 +167,7 @@ class NpzSource(sources.ArraySource):
   def _load(self, name):
     images = []
     for path in self._files[name]:
-      with np.load(path, allow_pickle=False) as z:
-        array = z['images']
+      array = _read_array(path, 'images')
       if array.ndim == 3:
         array = array[..., None]
       if array.shape[-1] == 1:
