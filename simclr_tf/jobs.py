@@ -77,6 +77,20 @@ def check_inputs(cfg: Config, strategy, source, task) -> None:
     if batch_flag:
       _check_batch(batch_flag, getattr(cfg.train, batch_flag), strategy,
                    cfg.runtime.strategy)
+    if split_flag == 'eval_split':
+      _check_eval_steps(cfg, source.num_examples(split))
+
+
+def _check_eval_steps(cfg, num_examples):
+  """--eval_steps must not ask for more batches than the split holds."""
+  batch, steps = cfg.train.eval_batch_size, cfg.train.eval_steps
+  available = data.eval_steps(num_examples, batch)
+  if steps > available:
+    raise ConfigError(
+        f'--eval_steps={steps} is invalid: --eval_split='
+        f'{cfg.data.eval_split} has {num_examples} examples, {available} '
+        f'batches of --eval_batch_size={batch}; use at most {available}, or '
+        '0 to evaluate every example once.')
 
 
 def _check_batch(flag, batch, strategy, strategy_flag):

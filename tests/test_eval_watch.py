@@ -1,6 +1,7 @@
 """--mode=eval (issue 14): --eval_watch skips a checkpoint deleted before it
 was read, stops at the watched run's own final step, and a run with
 nothing to evaluate is refused."""
+import dataclasses
 import json
 import os
 
@@ -74,3 +75,19 @@ def test_eval_with_nothing_to_evaluate_is_refused(npz_dir, tmp_path):
                      r'--knn_every_epochs=0 and --projector_examples=0'):
     jobs._eval_checkpoints(cfg, tasks.get(cfg), tf.distribute.get_strategy(),
                            data.get_source(cfg.data), True, None)
+
+
+def test_eval_steps_beyond_the_data_are_refused_up_front(npz_dir, tmp_path):
+  """It used to train, then fail with StopIteration and write no result."""
+  cfg = Config(data=DataConfig(dataset=f'npz:{npz_dir}'), model=MODEL,
+               train=TrainConfig(model_dir=str(tmp_path), eval_batch_size=8,
+                                 eval_steps=4))
+  source = data.get_source(cfg.data)
+  with pytest.raises(ConfigError, match=r'--eval_steps=4 is invalid: '
+                     r'--eval_split=test has 20 examples, 3 batches of '
+                     r'--eval_batch_size=8; use at most 3'):
+    jobs.check_inputs(cfg, tf.distribute.get_strategy(), source,
+                      tasks.get(cfg))
+  jobs.check_inputs(dataclasses.replace(
+      cfg, train=dataclasses.replace(cfg.train, eval_steps=3)),
+                    tf.distribute.get_strategy(), source, tasks.get(cfg))
