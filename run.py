@@ -45,7 +45,9 @@ def main(argv, flag_values=FLAGS):
   try:
     from simclr_tf import jobs  # heavy imports only after validation
     try:
-      return jobs.run(cfg, export_fn=_export_fn())
+      outcome = jobs.run(cfg, export_fn=_export_fn())
+      print('\n'.join(outcome.lines()))  # the summary, on standard output
+      return outcome.exit_code
     except jobs.USER_ERRORS as e:
       print(f'error: {e}', file=sys.stderr)
       return 1

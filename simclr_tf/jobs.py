@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from typing import Optional
 
 import tensorflow as tf
 from absl import logging
@@ -104,8 +105,33 @@ def _check_batch(flag, batch, strategy, strategy_flag):
         f'(--strategy={strategy_flag}), e.g. {hint}.')
 
 
-def run(cfg: Config, export_fn=None) -> int:
-  """Runs ``cfg.mode``; returns a process exit code.
+@dataclasses.dataclass
+class Outcome:
+  """What a finished run did: its final step, the newest evaluation
+  results and the export written (``lines()`` is ``run.py``'s summary)."""
+  mode: str
+  model_dir: str
+  step: Optional[int] = None
+  results: dict = dataclasses.field(default_factory=dict)
+  export: Optional[str] = None
+  exit_code: int = 0
+
+  def lines(self) -> list:
+    out = [f'done: --mode={self.mode}' + (
+        f' at step {self.step}' if self.step is not None else '') +
+           f', --model_dir={self.model_dir}']
+    shown = [f'{k} {self.results[k]:.4f}' for k in
+             ('top_1', 'top_5', 'knn_top1', 'knn_top5')
+             if k in self.results]
+    if shown:
+      out.append('  eval: ' + ', '.join(shown))
+    if self.export:
+      out.append(f'  export: {self.export}')
+    return out
+
+
+def run(cfg: Config, export_fn=None) -> Outcome:
+  """Runs ``cfg.mode``; returns its ``Outcome``.
 
   Every check that needs the dataset, the strategy or the model (splits,
   batch sizes, checkpoint architecture) runs before ``model_dir`` is
@@ -133,11 +159,15 @@ def _run(cfg, export_fn):
   chief = distribute.is_chief(strategy)
   logging.info('Mode %s, %s, %d replica(s).', cfg.mode,
                type(strategy).__name__, strategy.num_replicas_in_sync)
+  outcome = Outcome(cfg.mode, cfg.train.model_dir)
   if cfg.mode == 'export':
-    return _export_checkpoint(cfg, task, strategy, export_fn, chief, choice)
+    outcome.step, outcome.export = _export_checkpoint(
+        cfg, task, strategy, export_fn, chief, choice)
+    return outcome
   if cfg.mode == 'eval':
-    _eval_checkpoints(cfg, task, strategy, source, chief, choice)
-    return 0
+    outcome.step, outcome.results = _eval_checkpoints(
+        cfg, task, strategy, source, chief, choice)
+    return outcome
   on_ckpt = None
   if export_fn is not None and cfg.train.export_every_checkpoint:
     on_ckpt = lambda t, step: _export(export_fn, t.model, cfg, step, chief)  # noqa: E731,E501
@@ -158,15 +188,19 @@ def _run(cfg, export_fn):
     raise stopping.Stopped(f'{stopping.requested()} after training to step '
                            f'{step} (saved); the export was not written. '
                            'Rerun the same command to write it.')
+  outcome.step, outcome.results = step, dict(trainer.latest_eval)
   if export_fn is not None and not cfg.train.export_every_checkpoint:
-    _export(export_fn, trainer.model, cfg, step, chief)
-  return 0
+    outcome.export = _export(export_fn, trainer.model, cfg, step, chief)
+  return outcome
 
 
 def _export(export_fn, model, cfg, step, chief):
+  """Exports ``model`` (chief only); returns the export's path or None."""
   if chief:
     path = export_fn(model, cfg.train.model_dir, step, cfg)
     logging.info('Exported SavedModel to %s', path)
+    return path
+  return None
 
 
 def _restore_for_eval(task, strategy, path):
@@ -189,17 +223,21 @@ def _eval_checkpoints(cfg, task, strategy, source, chief, choice):
         'kNN monitor and the Projector off; enable one of them.')
   run_dir = rundir.RunDir(cfg, chief)
 
+  results = {}
+
   def evaluate(path):
     model, step = _restore_for_eval(task, strategy, path)
-    run_due(evaluators, model, step, run_dir, previous_step=step, final=True)
+    results.clear()
+    results.update(run_due(evaluators, model, step, run_dir,
+                           previous_step=step, final=True))
     return step
 
   if not cfg.train.eval_watch:
-    evaluate(choice.prefix)
-    return
-  watch(tf.train.checkpoints_iterator(
+    return evaluate(choice.prefix), results
+  done = watch(tf.train.checkpoints_iterator(
       cfg.train.model_dir, timeout=cfg.train.eval_timeout_secs or None),
-        evaluate, watched_run_total(cfg, source))
+               evaluate, watched_run_total(cfg, source))
+  return (done[-1] if done else None), results
 
 
 def watched_run_total(cfg, source) -> int:
@@ -248,5 +286,4 @@ def _export_checkpoint(cfg, task, strategy, export_fn, chief, choice):
   if export_fn is None:
     raise ConfigError('--mode=export: the export package is not available.')
   model, step = _restore_for_eval(task, strategy, choice.prefix)
-  _export(export_fn, model, cfg, step, chief)
-  return 0
+  return step, _export(export_fn, model, cfg, step, chief)

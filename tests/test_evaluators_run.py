@@ -28,7 +28,7 @@ def run_dir(tmp_path_factory):
       f'--dataset=npz:{npz}', f'--model_dir={model_dir}', '--train_epochs=2',
       '--seed=1', '--knn_every_epochs=0.5', '--knn_k=10',
       '--projector_examples=15', '--steps_per_loop=4'])
-  return model_dir, proc.stderr
+  return model_dir, proc.stderr, proc.stdout
 
 
 def _tags(path):
@@ -46,7 +46,7 @@ def _readme_tags():
 
 
 def test_curves_results_and_log(run_dir):
-  model_dir, log = run_dir
+  model_dir, log, _ = run_dir
   train_tags, eval_tags = (_tags(os.path.join(model_dir, d))
                            for d in ('train', 'eval'))
   # Every step of a 13-step run, though a loop call runs 4 steps.
@@ -75,7 +75,7 @@ def test_curves_results_and_log(run_dir):
 
 
 def test_projector_written_at_the_end(run_dir):
-  model_dir, _ = run_dir
+  model_dir = run_dir[0]
   run = os.path.join(model_dir, 'eval')
   assert os.listdir(os.path.join(run, 'projector')) == ['13']
   config = open(os.path.join(run, 'projector_config.pbtxt')).read()
@@ -85,7 +85,7 @@ def test_projector_written_at_the_end(run_dir):
 
 
 def test_mode_eval_runs_the_same_evaluators(run_dir):
-  model_dir, _ = run_dir
+  model_dir = run_dir[0]
   proc = cli.run(cli.TINY + [
       f'--dataset=npz:{os.path.dirname(model_dir)}',
       f'--model_dir={model_dir}', '--mode=eval', '--eval_name=again',
@@ -99,3 +99,14 @@ def test_mode_eval_runs_the_same_evaluators(run_dir):
     result = json.load(f)
   assert 'Eval (knn) at step 13' in proc.stderr
   assert {'top_1', 'knn_top1'} <= set(result)
+
+
+def test_summary_on_standard_output(run_dir):
+  """A finished run used to print its results only into the log."""
+  model_dir, _, stdout = run_dir
+  lines = stdout.strip().splitlines()
+  assert lines[0] == ('done: --mode=train_then_eval at step 13, '
+                      f'--model_dir={model_dir}')
+  assert re.fullmatch(r'  eval: top_1 [\d.]+, top_5 [\d.]+, knn_top1 '
+                      r'[\d.]+, knn_top5 [\d.]+', lines[1])
+  assert lines[2] == '  export: ' + os.path.join(model_dir, 'saved_model', '13')
