@@ -47,14 +47,40 @@ def _check_data(data):
       if not os.path.isdir(path):
         raise ConfigError(f'--dataset={data.dataset}: {path} is not a '
                           'directory.')
-  if not data.data_dir:
+  if data.data_dir:
+    data_dir = os.path.expanduser(data.data_dir)
+    if data.dataset == 'builtin':  # a cache, created on first use
+      _check_creatable('data_dir', data_dir, need_write=False)
+    elif not paths.isdir(data_dir):
+      raise ConfigError(f'--data_dir={data.data_dir} is not a directory '
+                        '(TFDS data is read from it, never downloaded).')
+  _check_tfds_prepared(data)
+
+
+def tfds_data_dir(data_dir) -> str:
+  """Where TFDS reads prepared data: --data_dir, else $TFDS_DATA_DIR, else
+  ~/tensorflow_datasets (TFDS's own default)."""
+  return os.path.expanduser(data_dir or os.environ.get(
+      'TFDS_DATA_DIR', '~/tensorflow_datasets'))
+
+
+def _check_tfds_prepared(data):
+  """A TFDS name must have its prepared folder (``<data_dir>/<name>/``,
+  e.g. ``cifar10/3.0.2/``) locally: found in a second here, instead of
+  after importing TFDS and asking its catalogue (~23 s)."""
+  name = data.dataset
+  if name == 'builtin' or name.startswith(('npz:', 'folder:')):
     return
-  data_dir = os.path.expanduser(data.data_dir)
-  if data.dataset == 'builtin':  # a cache, created on first use
-    _check_creatable('data_dir', data_dir, need_write=False)
-  elif not paths.isdir(data_dir):
-    raise ConfigError(f'--data_dir={data.data_dir} is not a directory '
-                      '(TFDS data is read from it, never downloaded).')
+  root = tfds_data_dir(data.data_dir)
+  if paths.is_remote(root):
+    return  # TFDS checks it (listing a bucket here would be slow)
+  if not os.path.isdir(os.path.join(root, *name.split(':')[0].split('/'))):
+    raise ConfigError(
+        f'--dataset={name}: no prepared TFDS dataset of that name in '
+        f'--data_dir={root} (simclr_tf reads TFDS data and never downloads '
+        f'it). If it is a TFDS name, run `tfds build {name} --data_dir=DIR` '
+        'where there is network and pass --data_dir=DIR; otherwise use '
+        'builtin, npz:PATH or folder:PATH.')
 
 
 def preflight(config) -> None:

@@ -50,7 +50,7 @@ _MAGIC = (b'\xff\xd8\xff', b'\x89PNG\r\n\x1a\n', b'GIF87a', b'GIF89a', b'BM',
 _FORMATS_TEXT = 'JPEG, PNG, GIF, BMP or WebP'
 
 _SKIP_HINT = ('Remove or replace it, or skip such files with '
-              '--skip_corrupt_images (DataConfig.skip_corrupt_images).')
+              '--skip_corrupt_images.')
 _CORRUPT_RE = re.compile(
     r'(Image file .*? (?:could not be read or decoded|is missing)[^\n]*)')
 

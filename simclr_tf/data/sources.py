@@ -211,7 +211,7 @@ def _tfds_builder(tfds, name, data_dir):
         f'TFDS dataset {name!r} is not prepared in data_dir='
         f'{str(builder.data_dir_root)!r} and simclr_tf never downloads. Run '
         f'`tfds build {name} --data_dir=DIR` where there is network and '
-        'pass --data_dir=DIR (DataConfig.data_dir), or use "npz:PATH", '
+        'pass --data_dir=DIR, or use "npz:PATH", '
         '"folder:PATH" or "builtin".')
   return builder
 
