@@ -184,6 +184,10 @@ class DataConfig:
   labeled_split: Optional[str] = None  # distillation with labels
   cache_dataset: bool = False
   skip_corrupt_images: bool = False
+  # A dataset fact, not a flag: the class names in label order when the
+  # dataset has them (jobs fills it), recorded in config.json, result.json
+  # and the export's metadata so that a logits index can be named.
+  class_names: Optional[tuple] = None
 
   def __post_init__(self):
     s = 'data'

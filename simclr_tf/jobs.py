@@ -31,9 +31,12 @@ class DataError(ValueError):
 
 
 def with_dataset_facts(cfg: Config, source) -> Config:
-  """Fills the number of classes from the dataset."""
+  """Fills the number of classes and their names from the dataset."""
   model = dataclasses.replace(cfg.model, num_classes=source.num_classes)
-  return dataclasses.replace(cfg, model=model)
+  names = tuple(source.class_names) if source.class_names else None
+  return dataclasses.replace(
+      cfg, model=model,
+      data=dataclasses.replace(cfg.data, class_names=names))
 
 
 def _get_source(data_cfg):

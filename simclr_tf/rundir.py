@@ -109,7 +109,8 @@ class RunDir:
     path = self.join(f'result_{step}.json')
     payload = {**(read_json(path) or {}), **scalars, 'global_step': step,
                'eval_split': self.cfg.data.eval_split,
-               'dataset': self.cfg.data.dataset}
+               'dataset': self.cfg.data.dataset,
+               'class_names': self.cfg.data.class_names}
     write_json(path, payload)
     write_json(self.join('result.json'), payload)
     return payload

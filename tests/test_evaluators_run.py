@@ -21,6 +21,7 @@ OTHER_MODES = {'train/distill_loss', 'train/teacher_agreement'}
 def run_dir(tmp_path_factory):
   root = tmp_path_factory.mktemp('evalrun')
   npz = cli.write_tiny_npz(root)
+  (root / 'classes.txt').write_text('dark\nmid\nlight\n')
   model_dir = str(root / 'run')
   # 48 examples, batch 8: 6 steps an epoch, 2 epochs + 1 = 13 steps,
   # checkpoints at 6, 12, 13; kNN every half epoch (3 steps).
@@ -81,7 +82,7 @@ def test_projector_written_at_the_end(run_dir):
   config = open(os.path.join(run, 'projector_config.pbtxt')).read()
   assert 'tensor_shape: 15' in config and 'single_image_dim: 32' in config
   meta = open(os.path.join(run, 'projector', '13', 'metadata.tsv')).read()
-  assert meta.splitlines()[:3] == ['label\tclass', '0\t0', '1\t1']
+  assert meta.splitlines()[:3] == ['label\tclass', '0\tdark', '1\tmid']
 
 
 def test_mode_eval_runs_the_same_evaluators(run_dir):
@@ -110,3 +111,15 @@ def test_summary_on_standard_output(run_dir):
   assert re.fullmatch(r'  eval: top_1 [\d.]+, top_5 [\d.]+, knn_top1 '
                       r'[\d.]+, knn_top5 [\d.]+', lines[1])
   assert lines[2] == '  export: ' + os.path.join(model_dir, 'saved_model', '13')
+
+
+def test_class_names_recorded(run_dir):
+  """A consumer could not tell what logits_sup index 2 means."""
+  model_dir = run_dir[0]
+  names = ['dark', 'mid', 'light']
+  with open(os.path.join(model_dir, 'result.json')) as f:
+    assert json.load(f)['class_names'] == names
+  meta = os.path.join(model_dir, 'saved_model', '13', 'assets.extra',
+                      'simclr_export.json')
+  with open(meta) as f:
+    assert json.load(f)['config']['data']['class_names'] == names
