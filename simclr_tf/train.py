@@ -72,6 +72,33 @@ def summary_every(train_summary_steps: int, total_steps: int) -> int:
   return max(1, min(100, total_steps // 100))
 
 
+class _Clock:
+  """Training speed without the first loop call (tracing and compiling the
+  step, seconds of it): the rate over the later calls, or the first call's
+  when there is no other yet."""
+
+  def __init__(self, step: int):
+    self._start, self._start_step = time.time(), step
+    self.first_call = None
+    self._steady_start = self._steady_step = None
+    self.steady_steps = 0
+
+  def tick(self, step: int) -> None:
+    now = time.time()
+    if self.first_call is None:
+      self.first_call = now - self._start
+      self._first_steps = step - self._start_step
+      self._steady_start, self._steady_step = now, step
+    else:
+      self.steady_steps = step - self._steady_step
+      self._now = now
+
+  def steps_per_sec(self) -> float:
+    if self.steady_steps:
+      return self.steady_steps / max(self._now - self._steady_start, 1e-9)
+    return self._first_steps / max(self.first_call, 1e-9)
+
+
 def _format_eta(seconds: float) -> str:
   seconds = int(max(0, seconds))
   return f'{seconds // 3600}h{seconds // 60 % 60:02d}m{seconds % 60:02d}s'
@@ -167,9 +194,8 @@ class Trainer:
 
   def _run(self, loop, iterator, writer, step, total):
     t = self.cfg.train
-    images_per_step = self.task.images_per_step
-    start, start_step = time.time(), step
-    last_log = step
+    clock = _Clock(step)
+    last_log = None
     while step < total:
       n = self._steps_to_next_stop(step, total)
       values = {k: v.numpy().tolist() for k, v in
@@ -177,13 +203,13 @@ class Trainer:
       step = self.global_step
       self._check_finite(values, step)
       metrics = {k: sum(v) / len(v) for k, v in values.items()}
-      elapsed = max(time.time() - start, 1e-9)
-      rate = (step - start_step) * images_per_step / elapsed
+      clock.tick(step)
+      rate = clock.steps_per_sec() * self.task.images_per_step
       lr = float(self.schedule(step))
       self._write_scalars(writer, values, rate, step, total)
-      if step - last_log >= t.log_every_steps or step == total:
-        self._log_progress(metrics, lr, rate, step, total, elapsed,
-                           start_step)
+      if (last_log is None or step - last_log >= t.log_every_steps or
+          step == total):
+        self._log_progress(metrics, lr, clock, step, total)
         last_log = step
       if step % self.plan.checkpoint_every == 0 or step == total:
         self._save(step)
@@ -277,14 +303,29 @@ class Trainer:
         tf.summary.scalar('train/learning_rate', float(self.schedule(s)))
         tf.summary.scalar('train/throughput_images_per_sec', rate)
 
-  def _log_progress(self, metrics, lr, rate, step, total, elapsed, start):
-    eta = elapsed / max(step - start, 1) * (total - step)
+  def _log_progress(self, metrics, lr, clock, step, total):
+    """One progress line: the first right after the first loop call
+    (naming its tracing time), then every ``log_every_steps``. Rates and
+    the ETA come from the steps after the first call; images/s counts
+    examples, views/s what the encoder sees (two views an example when
+    pretraining)."""
     parts = [f'step {step}/{total}', f'loss {metrics["total_loss"]:.4f}']
     parts += [f'{label} {metrics[name]:.3f}'
               for name, label in self.task.progress if name in metrics]
     parts += [f'{label} {self.latest_eval[name]:.3f}'
               for name, label in (('knn_top1', 'knn@1'), ('top_1', 'eval@1'))
               if name in self.latest_eval]
-    parts += [f'lr {lr:.4g}', f'{rate:.1f} img/s', f'ETA {_format_eta(eta)}']
+    per_sec = clock.steps_per_sec()
+    views = self.task.images_per_step
+    examples = self.cfg.train.train_batch_size
+    speed = f'{per_sec * examples:.1f} images/s'
+    if views != examples:
+      speed += f' ({per_sec * views:.1f} views/s)'
+    parts += [f'lr {lr:.4g}', speed]
+    if clock.first_call is not None and clock.steady_steps == 0:
+      parts.append(f'first call {clock.first_call:.1f} s (tracing '
+                   'included)')
+    else:
+      parts.append(f'ETA {_format_eta((total - step) / max(per_sec, 1e-9))}')
     logging.info(' | '.join(parts))
 

@@ -50,7 +50,8 @@ def test_curves_results_and_log(run_dir):
   model_dir, log, _ = run_dir
   train_tags, eval_tags = (_tags(os.path.join(model_dir, d))
                            for d in ('train', 'eval'))
-  # Every step of a 13-step run, though a loop call runs 4 steps.
+  # Every step of a 13-step run, though a loop call runs up to 4 steps
+  # (the first stops at step 3, the first kNN evaluation).
   assert train_tags['train/total_loss'] == list(range(1, 14))
   assert train_tags['train/learning_rate'] == list(range(1, 14))
   assert eval_tags['eval/top_1'] == [6, 12, 13]  # every checkpoint
@@ -123,3 +124,16 @@ def test_class_names_recorded(run_dir):
                       'simclr_export.json')
   with open(meta) as f:
     assert json.load(f)['config']['data']['class_names'] == names
+
+
+def test_progress_from_the_first_call_with_named_units(run_dir):
+  """The first line used to come at step 50, with an ETA that counted the
+  tracing and 'img/s' that counted views."""
+  log = run_dir[1]
+  progress = [l for l in log.splitlines() if ' | loss ' in l]
+  first = progress[0]
+  assert re.search(r'step 3/13 \| .* \| [\d.]+ images/s \([\d.]+ '
+                   r'views/s\) \| first call [\d.]+ s \(tracing included\)',
+                   first), first
+  assert all(re.search(r'images/s \([\d.]+ views/s\) \| ETA ', l)
+             for l in progress[1:]), progress

@@ -43,7 +43,7 @@ def test_train_then_eval_writes_everything(npz_dir, tmp_path):
     assert json.load(f)['model']['num_classes'] == 3
   assert glob.glob(os.path.join(model_dir, 'train', 'events.*'))
   assert glob.glob(os.path.join(model_dir, 'eval', 'events.*'))
-  assert 'step 4/4' in proc.stderr and 'img/s' in proc.stderr
+  assert 'step 4/4' in proc.stderr and 'images/s' in proc.stderr
   assert 'contrast_acc' in proc.stderr and 'probe_acc' in proc.stderr
 
 
