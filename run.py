@@ -15,14 +15,13 @@ os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from absl import app  # noqa: E402
-from absl import flags as absl_flags  # noqa: E402
 
 import flags as simclr_flags  # noqa: E402
 from simclr_tf import stopping  # noqa: E402
 from simclr_tf.config import ConfigError  # noqa: E402
 
 simclr_flags.define_flags()
-absl_flags.adopt_module_key_flags(simclr_flags.definitions)  # --help lists all
+simclr_flags.define_help_flags()  # --help, -h: the flags by group
 FLAGS = simclr_flags.FLAGS
 
 
