@@ -154,7 +154,7 @@ def _run(cfg, export_fn):
   strategy = distribute.build_strategy(cfg.runtime)
   source = _get_source(cfg.data)
   cfg = with_dataset_facts(cfg, source)
-  choice = checkpoints.choose(cfg)
+  choice = checkpoints.choose(cfg, verify=checkpoints.damage)
   cfg = checkpoints.resolve_architecture(
       cfg, choice, num_classes_from_checkpoint=cfg.mode == 'export')
   task = tasks.get(cfg)
@@ -267,13 +267,19 @@ def watch(paths, evaluate, total) -> list:
   """Evaluates each checkpoint ``paths`` yields until one of step
   ``total``; returns the steps evaluated. A checkpoint deleted before it
   could be read (the training run keeps only --keep_checkpoint_max) is
-  skipped with a warning: the next one ``paths`` yields is newer."""
+  skipped with a warning: the next one ``paths`` yields is newer; one
+  that is there but damaged stops the watch, naming it."""
   done = []
   for path in paths:
     try:
       step = evaluate(path)
-    except (tf.errors.NotFoundError, checkpoints.CheckpointError):
+    except (tf.errors.OpError, IndexError, checkpoints.CheckpointError):
       if tf.io.gfile.exists(path + '.index'):
+        fault = checkpoints.damage(path)
+        if fault:
+          raise checkpoints.CheckpointError(
+              f'--eval_watch: {path} is damaged ({fault}); restore it from a'
+              ' copy, or evaluate another with --checkpoint=PREFIX.') from None
         raise
       logging.warning('%s was deleted before it could be evaluated (the '
                       'training run keeps few checkpoints); going on with '

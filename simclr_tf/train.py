@@ -117,7 +117,8 @@ class Trainer:
     self.latest_eval = {}  # the newest scalars of every evaluator
     self.task = task if task is not None else tasks.get(cfg)
     # The checkpoint to start from (checkpoints.choose): resume or warm start.
-    self.start = start if start is not None else checkpoints.choose(cfg)
+    self.start = start if start is not None else checkpoints.choose(
+        cfg, verify=checkpoints.damage)
     self.on_checkpoint = on_checkpoint
     self.plan = plan_training(cfg, source.num_examples(cfg.data.train_split))
     self.model = self.task.build_model(strategy)

@@ -43,7 +43,8 @@ def test_watch_skips_a_checkpoint_deleted_before_it_was_read(tmp_path):
   # A checkpoint that is there but unreadable is not skipped.
   with open(last + '.index', 'wb') as f:
     f.write(b'garbage')
-  with pytest.raises(Exception):
+  with pytest.raises(checkpoints.CheckpointError,
+                     match=r"--eval_watch: .*ckpt-3 is damaged \(.*sstable"):
     jobs.watch(iter([last]), evaluate, total=3)
 
 

@@ -23,6 +23,7 @@ _LAZY = {
     'make_manager': 'manager', 'step_of': 'manager',
     'STEP_KEY': 'manager',
     'detect': 'formats',
+    'damage': 'reader',
     'check': 'load', 'warm_start': 'load', 'restore_model': 'load',
     'check_compatible': 'load', 'classifier_fits': 'load',
     'resolve_architecture': 'architecture',

@@ -109,7 +109,8 @@ def state_names(directory) -> Optional[str]:
   return prefix
 
 
-def latest(directory, flag: str = 'model_dir') -> Optional[str]:
+def latest(directory, flag: str = 'model_dir',
+           verify=None) -> Optional[str]:
   """The newest checkpoint of ``directory``: the one its state file names
   (``tf.train.CheckpointManager`` writes it after the checkpoint), or,
   when the state file is missing, garbled or names a checkpoint whose
@@ -117,23 +118,48 @@ def latest(directory, flag: str = 'model_dir') -> Optional[str]:
   (a run then resumes from it instead of starting over and overwriting
   it). None when there is no checkpoint.
 
+  ``verify``: prefix -> None, or what is wrong with its bytes (e.g.
+  ``checkpoints.reader.damage``); a damaged checkpoint is passed over,
+  with a warning, for the newest older complete one that reads.
+
   Raises:
-    CheckpointError: checkpoint files are there but none is complete.
+    CheckpointError: checkpoint files are there but none is complete, or
+      every complete one is damaged.
   """
   if not directory or not isdir(directory):
     return None
   named = state_names(directory)
   complete = complete_checkpoints(directory)
+  faults = []  # why the newest checkpoint is not the one used
   if named is not None and (named in complete or (
       not named.startswith(os.path.join(directory, CHECKPOINT_NAME + '-'))
       and exists(named + '.index'))):
-    return named
-  if complete:
-    why = (f'names {named}, whose files are incomplete or gone' if named
-           else 'is missing, empty or unreadable')
-    logging.warning('The checkpoint state file in %s %s; using the newest '
-                    'complete checkpoint, %s.', directory, why, complete[-1])
-    return complete[-1]
+    older = complete[:complete.index(named)] if named in complete else []
+    candidates = [named] + older[::-1]
+  else:
+    candidates = complete[::-1]
+    if complete:
+      faults.append(f'the checkpoint state file in {directory} ' + (
+          f'names {named}, whose files are incomplete or gone' if named
+          else 'is missing, empty or unreadable'))
+  damaged = []
+  for prefix in candidates:
+    fault = verify(prefix) if verify is not None else None
+    if fault is None:
+      if faults or damaged:
+        why = '; '.join(faults + damaged)
+        logging.warning('%s; using %s, the newest complete%s checkpoint%s.',
+                        why[0].upper() + why[1:], prefix,
+                        ' readable' if damaged else '',
+                        ' (training overwrites the damaged files when it '
+                        'reaches their step)' if damaged else '')
+      return prefix
+    damaged.append(f'{prefix} is damaged ({fault})')
+  if damaged:
+    raise CheckpointError(
+        f'--{flag}={directory}: no checkpoint there can be read: ' +
+        '; '.join(damaged) + '. Restore them from a copy, or move them '
+        'away to start over.')
   leftovers = sorted(n for n in _listdir(directory) if _CKPT_FILE.match(n))
   if leftovers:
     raise CheckpointError(
@@ -162,26 +188,40 @@ def _newest_export(root) -> Optional[str]:
   return None
 
 
-def resolve(path: str, flag: str = 'checkpoint') -> str:
+def resolve(path: str, flag: str = 'checkpoint', verify=None) -> str:
   """The checkpoint prefix ``path`` stands for (see the module docstring).
+
+  ``verify``: as for ``latest``; a damaged prefix or SavedModel named
+  directly is refused, naming the fault.
 
   Raises:
     CheckpointError: nothing loadable at ``path``, saying what is there.
   """
+  def checked(prefix):
+    fault = verify(prefix) if verify is not None else None
+    if fault:
+      raise CheckpointError(f'--{flag}={path}: {prefix} is damaged ({fault})'
+                            '; restore it from a copy or name another '
+                            'checkpoint.')
+    return prefix
+
   if exists(path + '.index'):
-    return path
+    return checked(path)
   if not isdir(path):
     raise CheckpointError(f'--{flag}={path} does not exist: expected '
                           f'{KINDS_TEXT}.')
   if exists(os.path.join(path, 'saved_model.pb')):
     found = saved_model_variables(path)
     if found:
-      return found
+      return checked(found)
     raise CheckpointError(f'--{flag}={path} is a SavedModel without '
                           'variables/variables.index: nothing to load.')
-  found = latest(path, flag) or _newest_export(path)
+  found = latest(path, flag, verify)
   if found:
     return found
+  found = _newest_export(path)
+  if found:
+    return checked(found)
   raise CheckpointError(f'--{flag}={path} is a directory without a '
                         f'checkpoint: expected {KINDS_TEXT}.')
 
@@ -201,7 +241,7 @@ class Choice:
   flag: str
 
 
-def teacher(cfg) -> Optional[str]:
+def teacher(cfg, verify=None) -> Optional[str]:
   """The prefix of the model a training run distills (--teacher), or None
   when the run distills nothing (other modes; eval and export of a student
   read no teacher).
@@ -220,10 +260,10 @@ def teacher(cfg) -> Optional[str]:
         ' distill: the --model_dir of a --train_mode=finetune run, one of '
         'its ckpt-N prefixes or saved_model/<step> exports, or a fine-tuned '
         'checkpoint of the original SimCLR release.')
-  return resolve(t.teacher, flag='teacher')
+  return resolve(t.teacher, flag='teacher', verify=verify)
 
 
-def choose(cfg) -> Optional[Choice]:
+def choose(cfg, verify=None) -> Optional[Choice]:
   """The checkpoint ``cfg`` (a Config) reads, or None (a fresh run, or
   --eval_watch waiting for one). The rule for every mode:
 
@@ -237,8 +277,8 @@ def choose(cfg) -> Optional[Choice]:
       --checkpoint names nothing loadable.
   """
   t, mode = cfg.train, cfg.mode
-  own = latest(t.model_dir)
-  given = resolve(t.checkpoint) if t.checkpoint else None
+  own = latest(t.model_dir, verify=verify)
+  given = resolve(t.checkpoint, verify=verify) if t.checkpoint else None
   if mode in ('train', 'train_then_eval'):
     if own:
       return Choice(own, 'resume', 'model_dir')

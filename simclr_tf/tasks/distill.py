@@ -55,7 +55,7 @@ class Distill(Task):
         number of classes or image size than this run's.
     """
     flag = f'--teacher={self.cfg.train.teacher}'
-    prefix = checkpoints.teacher(self.cfg)
+    prefix = checkpoints.teacher(self.cfg, verify=checkpoints.damage)
     if prefix is None:
       raise CheckpointError(f'--train_mode=distill needs --teacher=PATH '
                             f'(--mode={self.cfg.mode} trains nothing).')
