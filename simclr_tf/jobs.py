@@ -14,8 +14,8 @@ from typing import Optional
 import tensorflow as tf
 from absl import logging
 
-from simclr_tf import (checkpoints, data, distribute, rundir, runtime,
-                       stopping, tasks, train)
+from simclr_tf import (checkpoints, data, distribute, rundir, runlock,
+                       runtime, stopping, tasks, train)
 from simclr_tf.config import Config, ConfigError
 from simclr_tf.data import folder
 from simclr_tf.evaluators import factory as evaluator_factory
@@ -171,6 +171,14 @@ def _run(cfg, export_fn):
     outcome.step, outcome.results = _eval_checkpoints(
         cfg, task, strategy, source, chief, choice)
     return outcome
+  with runlock.hold(cfg.train.model_dir, enabled=chief):
+    return _train(cfg, task, strategy, source, export_fn, chief, choice,
+                  outcome)
+
+
+def _train(cfg, task, strategy, source, export_fn, chief, choice, outcome):
+  """Trains (and, for train_then_eval, evaluates) and exports; the run
+  holds --model_dir's lock throughout (``runlock``)."""
   on_ckpt = None
   if export_fn is not None and cfg.train.export_every_checkpoint:
     on_ckpt = lambda t, step: _export(export_fn, t.model, cfg, step, chief)  # noqa: E731,E501
