@@ -23,7 +23,7 @@ from simclr_tf.evaluators import run_due
 
 USER_ERRORS = (ConfigError, checkpoints.CheckpointError,
                distribute.StrategyError, train.TrainingError, ValueError,
-               FileNotFoundError)
+               FileNotFoundError, rundir.DiskFullError)
 
 
 class DataError(ValueError):
@@ -143,11 +143,31 @@ def run(cfg: Config, export_fn=None) -> Outcome:
   runtime.setup(cfg)
   try:
     return _run(cfg, export_fn)
-  except tf.errors.OpError as e:
-    message = folder.corrupt_file_message(e)
+  except (tf.errors.OpError, OSError) as e:
+    message = _disk_full_message(e, cfg)
+    if message is not None:
+      raise rundir.DiskFullError(message) from None
+    message = (folder.corrupt_file_message(e)
+               if isinstance(e, tf.errors.OpError) else None)
     if message is None:
       raise
     raise DataError(message) from None
+
+
+def _disk_full_message(error, cfg) -> Optional[str]:
+  """``rundir.disk_full_message`` naming the checkpoint a rerun resumes
+  from; the partial checkpoint the failed save left is removed."""
+  model_dir = cfg.train.model_dir
+  if rundir.disk_full_message(error, model_dir) is None:
+    return None
+  checkpoints.remove_partial(model_dir)
+  try:
+    newest = checkpoints.latest(model_dir)
+  except checkpoints.CheckpointError:
+    newest = None
+  kept = (f'checkpoint {newest} (a rerun resumes from it)' if newest
+          else None)
+  return rundir.disk_full_message(error, model_dir, kept)
 
 
 def _run(cfg, export_fn):

@@ -14,8 +14,11 @@ over the old one), so a reader never sees half a file.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
+import shutil
 from typing import Optional
 
 import tensorflow as tf
@@ -50,6 +53,36 @@ def read_json(path: str) -> Optional[dict]:
     return None
   with tf.io.gfile.GFile(path) as f:
     return json.load(f)
+
+
+class DiskFullError(OSError):
+  """Writing into the run's filesystem failed for lack of space."""
+
+
+_NO_SPACE = re.compile(r'(?:^|[\s}])([^\s;{}]+); No space left on device')
+
+
+def disk_full_message(error: BaseException, model_dir: str,
+                      kept: Optional[str] = None) -> Optional[str]:
+  """One line for a write that failed because the disk is full (a TF
+  ``ResourceExhaustedError`` naming the file, or an ``OSError`` ENOSPC),
+  naming the file, the free space and what stays usable (``kept``, e.g.
+  the newest complete checkpoint); None for any other error."""
+  if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+    path = error.filename or model_dir
+  else:
+    match = _NO_SPACE.search(str(error))
+    if match is None:
+      return None
+    path = match.group(1)
+  try:
+    free = f'{shutil.disk_usage(model_dir).free / 2**20:.1f} MiB free'
+  except OSError:
+    free = 'free space unknown'
+  return (f'the disk is full: writing {path} failed (No space left on '
+          f'device; {free} on the filesystem of --model_dir={model_dir}). '
+          + (f'What was complete is kept: {kept}. ' if kept else '') +
+          'Free some space, then rerun the same command to go on.')
 
 
 PROJECTOR_KEEP = 5  # steps whose Projector files are kept

@@ -21,6 +21,7 @@ from simclr_tf.checkpoints.paths import (CHECKPOINT_NAME, Choice,
 
 _LAZY = {
     'make_manager': 'manager', 'step_of': 'manager',
+    'remove_partial': 'manager',
     'STEP_KEY': 'manager',
     'detect': 'formats',
     'damage': 'reader',

@@ -1,6 +1,9 @@
 """Writing checkpoints: the CheckpointManager a training run saves with."""
 from __future__ import annotations
 
+import os
+import re
+import shutil
 import tempfile
 
 import tensorflow as tf
@@ -10,6 +13,20 @@ from simclr_tf.checkpoints.paths import (CHECKPOINT_NAME, state_names,
 from simclr_tf.checkpoints.reader import open_reader
 
 STEP_KEY = 'optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE'
+# Where a save in progress writes (TF's sharded save), left by a failed one.
+_PARTIAL = re.compile(rf'^{CHECKPOINT_NAME}-\d+_temp$')
+
+
+def remove_partial(model_dir: str) -> list:
+  """Removes the temporary directories a failed or killed checkpoint save
+  left in ``model_dir`` (``ckpt-N_temp``); returns their paths."""
+  if not os.path.isdir(model_dir):
+    return []
+  found = [os.path.join(model_dir, n) for n in sorted(os.listdir(model_dir))
+           if _PARTIAL.match(n)]
+  for path in found:
+    shutil.rmtree(path, ignore_errors=True)
+  return found
 
 
 def make_manager(model, optimizer, model_dir: str, max_to_keep: int, *,
@@ -26,6 +43,8 @@ def make_manager(model, optimizer, model_dir: str, max_to_keep: int, *,
   Non-chief workers of a multi-worker run must save too (the save is a
   collective); they write to a private temporary directory.
   """
+  if chief:
+    remove_partial(model_dir)
   if chief and resume_from and state_names(model_dir) != resume_from:
     complete = complete_checkpoints(model_dir)
     tf.compat.v1.train.update_checkpoint_state(
