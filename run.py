@@ -17,7 +17,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 from absl import app  # noqa: E402
 
 import flags as simclr_flags  # noqa: E402
-from simclr_tf import stopping  # noqa: E402
+from simclr_tf import logfilter, stopping  # noqa: E402
 from simclr_tf.config import ConfigError  # noqa: E402
 
 simclr_flags.define_flags()
@@ -67,4 +67,5 @@ def _export_fn():
 
 
 if __name__ == '__main__':
+  logfilter.install()  # before TensorFlow is imported: its chatter goes
   app.run(main)

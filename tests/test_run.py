@@ -45,6 +45,15 @@ def test_train_then_eval_writes_everything(npz_dir, tmp_path):
   assert glob.glob(os.path.join(model_dir, 'eval', 'events.*'))
   assert 'step 4/4' in proc.stderr and 'images/s' in proc.stderr
   assert 'contrast_acc' in proc.stderr and 'probe_acc' in proc.stderr
+  # The log is what a user needs to read (issue 14): no TensorFlow banner
+  # (it came twice), no cuInit error without a GPU, no DT_BOOL error, no
+  # saver timings, no 2.4 KB lines of renamed export inputs.
+  assert 'Exported SavedModel' in proc.stderr
+  for noise in ('InitializeLog', 'oneDNN custom operations', 'cuda drivers',
+                'cuInit', 'DT_BOOL', 'Sharding callback',
+                'contains input name', 'Writing fingerprint'):
+    assert noise not in proc.stderr, noise
+  assert max(map(len, proc.stderr.splitlines())) < 400
 
 
 def test_rerun_resumes_and_eval_mode_evaluates_latest(npz_dir, tmp_path):

@@ -1,6 +1,7 @@
 """Writing checkpoints: the CheckpointManager a training run saves with."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -8,8 +9,8 @@ import tempfile
 
 import tensorflow as tf
 
-from simclr_tf.checkpoints.paths import (CHECKPOINT_NAME, state_names,
-                                         complete_checkpoints)
+from simclr_tf.checkpoints.paths import (CHECKPOINT_NAME, STATE_FILE,
+                                         complete_checkpoints, state_names)
 from simclr_tf.checkpoints.reader import open_reader
 
 STEP_KEY = 'optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE'
@@ -27,6 +28,20 @@ def remove_partial(model_dir: str) -> list:
   for path in found:
     shutil.rmtree(path, ignore_errors=True)
   return found
+
+
+def _write_state(model_dir: str, prefixes: list) -> None:
+  """Writes the state file CheckpointManager reads (a text CheckpointState):
+  the last of ``prefixes`` is the newest, all are kept count of. Written
+  atomically, as the manager itself does."""
+  names = [os.path.relpath(p, model_dir) if p.startswith(model_dir) else p
+           for p in prefixes]
+  lines = [f'model_checkpoint_path: {json.dumps(names[-1])}'] + [
+      f'all_model_checkpoint_paths: {json.dumps(n)}' for n in names]
+  state = os.path.join(model_dir, STATE_FILE)
+  with tf.io.gfile.GFile(state + '.tmp', 'w') as f:
+    f.write('\n'.join(lines) + '\n')
+  tf.io.gfile.rename(state + '.tmp', state, overwrite=True)
 
 
 def make_manager(model, optimizer, model_dir: str, max_to_keep: int, *,
@@ -47,10 +62,8 @@ def make_manager(model, optimizer, model_dir: str, max_to_keep: int, *,
     remove_partial(model_dir)
   if chief and resume_from and state_names(model_dir) != resume_from:
     complete = complete_checkpoints(model_dir)
-    tf.compat.v1.train.update_checkpoint_state(
-        model_dir, resume_from,
-        all_model_checkpoint_paths=complete[:complete.index(resume_from) + 1]
-        if resume_from in complete else [resume_from])
+    _write_state(model_dir, complete[:complete.index(resume_from) + 1]
+                 if resume_from in complete else [resume_from])
   directory = model_dir if chief else tempfile.mkdtemp(prefix='simclr_ckpt_')
   ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer)
   return tf.train.CheckpointManager(ckpt, directory, max_to_keep=max_to_keep,
