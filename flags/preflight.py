@@ -39,6 +39,28 @@ def _check_creatable(flag, path, need_write=True):
                       f'permission in {parent}.')
 
 
+# What a run writes as directories in --model_dir: export/saved_model.py's
+# EXPORT_SUBDIR and simclr_tf/rundir.py's summary directories (a test holds
+# these names equal to theirs; both modules import TensorFlow).
+RUN_SUBDIRS = ('saved_model', 'train', 'eval')
+_WHAT = {'saved_model': 'its exports', 'train': 'training summaries',
+         'eval': 'evaluation summaries and Projector files'}
+
+
+def _check_run_subdirs(model_dir):
+  """Nothing the run writes as a directory is a file in ``model_dir``."""
+  if paths.is_remote(model_dir) or not os.path.isdir(model_dir):
+    return
+  for name in sorted(os.listdir(model_dir)):
+    path = os.path.join(model_dir, name)
+    if (name in RUN_SUBDIRS or name.startswith('eval_')) and (
+        not os.path.isdir(path)):
+      raise ConfigError(
+          f'--model_dir={model_dir}: {path} is a file, but the run writes a '
+          f'directory of that name ({_WHAT.get(name, _WHAT["eval"])}); '
+          'move the file away.')
+
+
 def _check_data(data):
   """Local dataset paths and --data_dir exist."""
   for prefix in ('npz:', 'folder:'):
@@ -87,12 +109,14 @@ def preflight(config) -> None:
   """Checks the paths of ``config`` (a ``simclr_tf.config.Config``).
 
   Raises:
-    ConfigError: --model_dir cannot be created or written, --checkpoint
+    ConfigError: --model_dir cannot be created or written (or holds a file
+      where the run writes a directory), --checkpoint
       holds nothing loadable, a mode needs a checkpoint that is missing,
       --train_mode=distill has no loadable --teacher,
       --data_dir or a npz:/folder: dataset path is missing.
   """
   _check_creatable('model_dir', config.train.model_dir)
+  _check_run_subdirs(config.train.model_dir)
   paths.choose(config)  # the checkpoint the mode reads exists
   paths.teacher(config)  # and the model it distills
   _check_data(config.data)

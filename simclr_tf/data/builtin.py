@@ -16,6 +16,7 @@ Canonical order (for slicing) is generation order, which is random in class.
 """
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from typing import Optional
@@ -175,8 +176,27 @@ def _write_atomic(path: str, write) -> None:
 
 
 def ensure_cached(data_dir: Optional[str] = None) -> str:
-  """Generates any missing split file into the cache; returns its path."""
+  """Generates any missing split file into the cache; returns its path.
+
+  Raises:
+    ValueError: the cache directory cannot be written (read-only, no
+      permission, full), naming it and what to give instead.
+  """
   root = cache_dir(data_dir)
+  try:
+    _fill_cache(root)
+  except OSError as e:
+    if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC):
+      raise
+    raise ValueError(
+        f'its cache {root} cannot be written '
+        f'({e.strerror}: {e.filename or root}); the dataset is generated '
+        'there once (about 37 MB). Give --data_dir=DIR, a writable '
+        'directory, or set XDG_CACHE_HOME.') from None
+  return root
+
+
+def _fill_cache(root: str) -> None:
   os.makedirs(root, exist_ok=True)
   for split, (size, seed) in SPLITS.items():
     path = os.path.join(root, f'{split}.npz')
@@ -190,7 +210,6 @@ def ensure_cached(data_dir: Optional[str] = None) -> str:
   if not os.path.exists(classes):
     _write_atomic(classes, lambda f: f.write(
         ('\n'.join(CLASS_NAMES) + '\n').encode('utf-8')))
-  return root
 
 
 class BuiltinSource(npz.NpzSource):

@@ -1,5 +1,6 @@
 """Sources: builtin, npz (incl. shared CIFAR-10 and bad inputs), TFDS mock,
 split slicing, get_source errors."""
+import errno
 import os
 
 import numpy as np
@@ -146,6 +147,20 @@ def test_builtin_generation_is_deterministic():
   assert a_images.dtype == np.uint8 and a_images.shape == (40, 32, 32, 3)
   assert np.bincount(a_labels).tolist() == [4] * 10
   assert a_images.std() > 20  # Not blank.
+
+
+def test_builtin_cache_that_cannot_be_written_names_it(tmp_path,
+                                                       monkeypatch):
+  """A read-only cache raised a raw OSError traceback (issue 14)."""
+  def read_only(path, exist_ok=False):
+    raise OSError(errno.EROFS, 'Read-only file system', path)
+  monkeypatch.setattr(builtin.os, 'makedirs', read_only)
+  root = builtin.cache_dir(str(tmp_path))
+  with pytest.raises(ValueError, match=(
+      rf'^its cache {root} cannot be written \(Read-only file system: '
+      rf'{root}\); .* Give --data_dir=DIR, a writable directory, or set '
+      'XDG_CACHE_HOME.')):
+    sources.get_source(DataConfig(data_dir=str(tmp_path)))
 
 
 def test_builtin_source_is_cached_and_reloads(builtin_data_dir, monkeypatch):

@@ -74,6 +74,27 @@ def test_model_dir_is_a_regular_file(tmp_path):
   assert msg == f'--model_dir={tmp_path / "file"} is a file, not a directory.'
 
 
+@pytest.mark.parametrize('name', ['saved_model', 'train', 'eval', 'eval_x'])
+def test_a_file_where_the_run_writes_a_directory(tmp_path, name):
+  """A file named saved_model failed the export after training with a
+  FailedPreconditionError traceback (issue 14)."""
+  touch(str(tmp_path / name))
+  touch(str(tmp_path / 'notes'))
+  msg = preflight_error(f'--model_dir={tmp_path}')
+  assert msg.startswith(f'--model_dir={tmp_path}: {tmp_path / name} is a '
+                        'file, but the run writes a directory of that name')
+  assert msg.endswith('move the file away.')
+
+
+def test_run_subdirs_are_the_names_their_owners_write(tmp_path):
+  from export import saved_model
+  from flags.preflight import RUN_SUBDIRS
+  from simclr_tf import rundir
+  assert RUN_SUBDIRS == (saved_model.EXPORT_SUBDIR, 'train',
+                                   rundir.eval_dir_name(None))
+  assert rundir.eval_dir_name('x').startswith('eval_')
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason='root ignores permissions')
 def test_model_dir_in_read_only_parent(tmp_path):
   parent = tmp_path / 'ro'
