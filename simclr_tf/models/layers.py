@@ -35,6 +35,11 @@ class FixedPadding(keras.layers.Layer):
     return {**super().get_config(), 'kernel_size': self.kernel_size}
 
 
+# Input channels below which a strided 1x1 conv avoids oneDNN's kernel
+# (``Conv2dFixedPadding.build``): its largest block, AVX-512's.
+ONEDNN_CHANNEL_BLOCK = 16
+
+
 class Conv2dFixedPadding(keras.layers.Layer):
   """Bias-free conv; 'SAME' at stride 1, explicit padding + 'VALID' above.
 
@@ -51,7 +56,23 @@ class Conv2dFixedPadding(keras.layers.Layer):
         padding='valid' if strides > 1 else 'same', use_bias=False,
         kernel_initializer=conv_initializer(), name='conv2d')
 
+  def build(self, input_shape):
+    # oneDNN's 1x1 backward-weights kernel at stride > 1 writes past its
+    # buffer when the input has fewer channels than its block (16 with
+    # AVX-512, 8 with AVX2): heap corruption or a segfault in the first
+    # step (found with ResNet-18 --width_multiplier=0.125 --image_size=224,
+    # block group 2's 8 -> 16 shortcut). A 1x1 conv at stride s is a
+    # stride-1 conv of every s-th pixel: the same result, variables and
+    # gradients, another kernel.
+    self._subsample = (self.kernel_size == 1 and self.strides > 1 and
+                       input_shape[-1] is not None and
+                       input_shape[-1] < ONEDNN_CHANNEL_BLOCK)
+    if self._subsample:
+      self.conv.strides = (1, 1)
+
   def call(self, inputs):
+    if self._subsample:
+      return self.conv(inputs[:, ::self.strides, ::self.strides, :])
     if self.pad is not None:
       inputs = self.pad(inputs)
     return self.conv(inputs)
