@@ -4,8 +4,10 @@
 nothing (TensorFlow's ``tf.io.gfile`` is imported only for remote paths such
 as ``gs://``). Each error names the flag, its value and what would be right.
 """
+import json
 import os
 
+from simclr_tf import footprint, tasks
 from simclr_tf.checkpoints import paths
 from simclr_tf.config import ConfigError
 
@@ -61,6 +63,39 @@ def _check_run_subdirs(model_dir):
           'move the file away.')
 
 
+def _processes(runtime) -> int:
+  """Processes the global batch is split over (multi_worker: TF_CONFIG's
+  workers; otherwise one)."""
+  if runtime.strategy != 'multi_worker':
+    return 1
+  try:
+    return max(1, len(json.loads(os.environ['TF_CONFIG'])['cluster']
+                      ['worker']))
+  except (KeyError, ValueError, TypeError):
+    return 1  # the strategy reports a bad TF_CONFIG
+
+
+def _check_memory(config, total=None):
+  """A training step fits in this machine's memory (CPU training; an
+  accelerator's memory is not known here)."""
+  rt, m, t = config.runtime, config.model, config.train
+  if (config.mode not in ('train', 'train_then_eval') or rt.tpu_name or
+      rt.strategy == 'tpu' or os.path.exists('/dev/nvidia0')):
+    return
+  total = total or footprint.memory_total()
+  if total is None:
+    return
+  why = footprint.refusal(
+      m.resnet_depth, m.width_multiplier, m.image_size,
+      max(1, t.train_batch_size // _processes(rt)),
+      tasks.MODES[t.train_mode].views, m.uses_cifar_stem, total)
+  if why:
+    raise ConfigError(
+        f'--image_size={m.image_size} with --train_batch_size='
+        f'{t.train_batch_size}, --resnet_depth={m.resnet_depth}, '
+        f'--width_multiplier={m.width_multiplier:g}: {why}')
+
+
 def _check_data(data):
   """Local dataset paths and --data_dir exist."""
   for prefix in ('npz:', 'folder:'):
@@ -113,10 +148,12 @@ def preflight(config) -> None:
       where the run writes a directory), --checkpoint
       holds nothing loadable, a mode needs a checkpoint that is missing,
       --train_mode=distill has no loadable --teacher,
-      --data_dir or a npz:/folder: dataset path is missing.
+      --data_dir or a npz:/folder: dataset path is missing, or a
+      training step cannot fit in this machine's memory.
   """
   _check_creatable('model_dir', config.train.model_dir)
   _check_run_subdirs(config.train.model_dir)
   paths.choose(config)  # the checkpoint the mode reads exists
   paths.teacher(config)  # and the model it distills
   _check_data(config.data)
+  _check_memory(config)

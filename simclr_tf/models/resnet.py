@@ -11,6 +11,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from simclr_tf import footprint
 from simclr_tf.models.layers import (BatchNormRelu, Conv2dFixedPadding,
                                      FixedPadding, SelectiveKernel,
                                      SqueezeExcitation)
@@ -241,7 +242,7 @@ class ResNet(keras.layers.Layer):
     bn = dict(momentum=batch_norm_decay, epsilon=batch_norm_epsilon,
               synchronized=global_bn)
     bottleneck, blocks = RESNET_SPECS[depth]
-    width = lambda c: max(1, int(c * width_multiplier))  # noqa: E731
+    width = lambda c: footprint.channels(c, width_multiplier)  # noqa: E731
     self.stem = Stem(width(64), cifar_stem, deep_stem=sk_ratio > 0,
                      bn_kwargs=bn, name='stem')
     expansion = 4 if bottleneck else 1

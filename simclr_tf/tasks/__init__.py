@@ -24,14 +24,16 @@ class Mode:
   module, cls: ``simclr_tf.tasks.<module>.<cls>``.
   needs: the flag naming what a fresh run of this mode must start from
     ('checkpoint': warm start; 'teacher': a model to distill), or None.
+  views: augmented views of each example a training step sees.
   """
   module: str
   cls: str
   needs: Optional[str] = None
+  views: int = 1
 
 
 MODES = {
-    'pretrain': Mode('pretrain', 'Pretrain'),
+    'pretrain': Mode('pretrain', 'Pretrain', views=2),
     'finetune': Mode('finetune', 'Finetune', needs='checkpoint'),
     'distill': Mode('distill', 'Distill', needs='teacher'),
     'supervised': Mode('supervised', 'Supervised'),

@@ -50,7 +50,6 @@ class Task:
 
   name = ''
   input_mode = 'finetune'  # data.build_dataset(mode=...)
-  views = 1                # augmented views of each example per step
   # (metric, label) shown on the progress line when the step reports it.
   progress = (('supervised_acc', 'acc'),)
 
@@ -61,6 +60,11 @@ class Task:
   def needs(self):
     """The flag naming what a fresh run must start from, or None."""
     return MODES[self.name].needs
+
+  @property
+  def views(self) -> int:
+    """Augmented views of each example per step."""
+    return MODES[self.name].views
 
   # The model.
 

@@ -14,7 +14,6 @@ class Pretrain(Task):
 
   name = 'pretrain'
   input_mode = 'pretrain'
-  views = 2
   progress = (('contrast_acc', 'contrast_acc'),
               ('supervised_acc', 'probe_acc'))
 

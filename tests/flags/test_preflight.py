@@ -86,6 +86,44 @@ def test_a_file_where_the_run_writes_a_directory(tmp_path, name):
   assert msg.endswith('move the file away.')
 
 
+def test_a_step_the_machine_cannot_hold_is_refused(tmp_path, monkeypatch):
+  """--image_size=2000 ran ~50 s, then failed in the augmentation with a
+  ResourceExhaustedError (a segfault on another machine); now refused
+  before anything starts, on this machine's memory (issue 14, case 4)."""
+  from flags import preflight as preflight_module  # noqa: F401
+  from simclr_tf import footprint
+  monkeypatch.setattr(footprint, 'memory_total', lambda: 24 * 2**30)
+  msg = preflight_error(f'--model_dir={tmp_path / "r"}', '--image_size=2000')
+  assert msg.startswith(
+      '--image_size=2000 with --train_batch_size=128, --resnet_depth=18, '
+      '--width_multiplier=0.25: a training step needs about 187.4 GiB of '
+      'memory (256 augmented views of 2000x2000 and their activations), '
+      'more than this machine has (24.0 GiB). Lower --train_batch_size (to '
+      '8 or less), or --image_size (to ')
+  assert 'ResNet' not in msg and not (tmp_path / 'r').exists()
+  for fits in (['--image_size=224', '--width_multiplier=0.125'],
+               ['--image_size=2000', '--mode=eval', '--eval_watch'],
+               ['--image_size=2000', '--train_batch_size=8']):
+    simclr_flags.preflight(config(f'--model_dir={tmp_path / "r"}', *fits))
+  msg = preflight_error(f'--model_dir={tmp_path / "r"}', '--image_size=224',
+                        '--resnet_depth=50', '--width_multiplier=1')
+  assert 'needs about 31.9 GiB' in msg  # ImageNet's ResNet-50 at batch 128
+  finetune = footprint.training_bytes(50, 1, 224, 128, 1, False)
+  assert finetune < footprint.training_bytes(50, 1, 224, 128, 2, False)
+
+
+def test_footprint_counts_what_a_measured_step_held():
+  """Peak RSS measured here (TF 2.21, oneDNN, ResNet-18 width 0.25, one
+  encoder step, issue 14's investigation): 1,556,320 KiB at 128 views of
+  224 px; 804,544 KiB at 64 views of 128 px. The activation estimate
+  without the run.py share stays within 0.9-1.1x of them."""
+  from simclr_tf import footprint
+  for views, size, kib in ((128, 224, 1556320), (64, 128, 804544)):
+    acts, _ = footprint._count(18, 0.25, size, False)
+    estimate = 0.64 * 2**30 + footprint.ACTIVATION_FACTOR * 4 * views * acts
+    assert 0.9 < estimate / (kib * 1024) < 1.1, (views, size)
+
+
 def test_run_subdirs_are_the_names_their_owners_write(tmp_path):
   from export import saved_model
   from flags.preflight import RUN_SUBDIRS
