@@ -55,9 +55,10 @@ def hold(model_dir: str, enabled: bool = True):
   """Holds ``model_dir``'s lock for the ``with`` block (a no-op when not
   ``enabled``, e.g. on a non-chief worker).
 
-  Creates ``model_dir`` if needed; when the block raises and the lock file
-  is all this created there, the directory is removed again, so a run
-  refused later leaves nothing behind.
+  Creates ``model_dir`` if needed; when the block raises, the lock file
+  is put back as it was (removed, with the directory if this created
+  both and nothing else is there), so a run refused by a later check
+  leaves ``model_dir`` as it found it.
 
   Raises:
     RunLockedError: another live process holds the lock.
@@ -71,6 +72,7 @@ def hold(model_dir: str, enabled: bool = True):
   created = not os.path.isdir(model_dir)
   os.makedirs(model_dir, exist_ok=True)
   path = os.path.join(model_dir, LOCK_NAME)
+  existed = os.path.exists(path)
   fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
   locked = False
   try:
@@ -88,14 +90,19 @@ def hold(model_dir: str, enabled: bool = True):
       logging.warning('--model_dir=%s cannot be locked (%s): a second run '
                       'writing there at the same time is not refused.',
                       model_dir, e.strerror)
+    before = os.pread(fd, 1 << 16, 0)
     os.ftruncate(fd, 0)
-    os.write(fd, (_describe_self() + '\n').encode('utf-8'))
+    os.pwrite(fd, (_describe_self() + '\n').encode('utf-8'), 0)
     try:
       yield
-    except BaseException:
-      if created and os.listdir(model_dir) == [LOCK_NAME]:
+    except BaseException:  # a run refused later leaves model_dir as it was
+      if existed:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, before, 0)
+      else:
         os.remove(path)
-        os.rmdir(model_dir)
+        if created and not os.listdir(model_dir):
+          os.rmdir(model_dir)
       raise
   finally:
     if locked:

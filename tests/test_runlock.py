@@ -29,15 +29,21 @@ def test_a_second_holder_is_refused_naming_the_first(tmp_path):
   assert os.listdir(d) == [runlock.LOCK_NAME]
 
 
-def test_a_failed_run_removes_only_the_directory_it_created(tmp_path):
+def test_a_refused_run_leaves_model_dir_as_it_found_it(tmp_path):
   new, existing = str(tmp_path / 'new'), str(tmp_path / 'existing')
+  locked_before = str(tmp_path / 'locked_before')
   os.makedirs(existing)
-  for d in (new, existing):
+  with runlock.hold(locked_before):
+    pass
+  with open(os.path.join(locked_before, runlock.LOCK_NAME), 'rb') as f:
+    earlier = f.read()
+  for d in (new, existing, locked_before):
     with pytest.raises(ValueError, match='later check'):
       with runlock.hold(d):
         raise ValueError('a later check failed')
-  assert not os.path.exists(new)
-  assert os.listdir(existing) == [runlock.LOCK_NAME]
+  assert not os.path.exists(new) and os.listdir(existing) == []
+  with open(os.path.join(locked_before, runlock.LOCK_NAME), 'rb') as f:
+    assert f.read() == earlier
 
 
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
