@@ -48,7 +48,8 @@ SECTION_FLAGS = {
         'projector_examples', 'eval_every_checkpoint')),
     'runtime': (cfg_lib.RuntimeConfig, (
         'strategy', 'master', 'tpu_name', 'tpu_zone', 'gcp_project', 'jit',
-        'mixed_precision', 'deterministic', 'cpu_devices')),
+        'mixed_precision', 'deterministic', 'cpu_devices',
+        'worker_timeout_secs')),
 }
 TOP_LEVEL_FLAGS = ('mode', 'eval_name')  # fields of Config itself
 # Flags that set no field directly (folded into another one).

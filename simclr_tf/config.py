@@ -345,9 +345,13 @@ class RuntimeConfig:
   mixed_precision: str = 'none'
   deterministic: bool = False
   cpu_devices: int = 0
+  worker_timeout_secs: int = 300
 
   def __post_init__(self):
     _one_of('runtime', 'strategy', self.strategy, STRATEGIES)
+    _check(self.worker_timeout_secs >= 0, 'runtime', 'worker_timeout_secs',
+           self.worker_timeout_secs, 'must be >= 0 (0 waits for the workers '
+           'without a limit)')
     _check(self.cpu_devices >= 0, 'runtime', 'cpu_devices', self.cpu_devices,
            'must be >= 0 (0 leaves the CPU as one device)')
     _one_of('runtime', 'mixed_precision', self.mixed_precision,

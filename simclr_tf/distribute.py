@@ -11,6 +11,7 @@ import os
 
 import tensorflow as tf
 
+from simclr_tf import startwatch
 from simclr_tf.config import RuntimeConfig
 
 
@@ -35,7 +36,7 @@ def _tpu_strategy(cfg: RuntimeConfig):
   return tf.distribute.TPUStrategy(resolver)
 
 
-def _multi_worker_strategy():
+def _multi_worker_strategy(timeout: int = 0):
   raw = os.environ.get('TF_CONFIG')
   if not raw:
     raise StrategyError('--strategy=multi_worker needs the TF_CONFIG '
@@ -52,7 +53,12 @@ def _multi_worker_strategy():
                         'task.index.') from e
   if not workers:
     raise StrategyError('TF_CONFIG lists no workers in cluster.worker.')
-  return tf.distribute.MultiWorkerMirroredStrategy()
+  deadline = (startwatch.watch(workers, tf_config['task']['index'], timeout)
+              if timeout else None)
+  strategy = tf.distribute.MultiWorkerMirroredStrategy()
+  if deadline is not None:
+    deadline.formed()
+  return strategy
 
 
 def _mirrored_strategy():
@@ -83,7 +89,7 @@ def build_strategy(cfg: RuntimeConfig) -> tf.distribute.Strategy:
   if name == 'tpu':
     return _tpu_strategy(cfg)
   if name == 'multi_worker':
-    return _multi_worker_strategy()
+    return _multi_worker_strategy(cfg.worker_timeout_secs)
   if name == 'mirrored':
     return _mirrored_strategy()
   if name == 'one_device':

@@ -152,3 +152,40 @@ def test_two_workers_match_one_process(runs):
 def test_moving_variance_matches(runs):
   fbt.assert_same_moving_variance(runs['single'], runs['worker0'],
                                   *WEIGHT_TOL)
+
+
+def test_a_worker_that_never_starts_is_named_after_the_timeout(tmp_path):
+  """TensorFlow waited for it forever, deaf to signals (issue 14); now
+  worker 0 stops after --worker_timeout_secs naming worker 1."""
+  ports = _free_ports(2)
+  workers = [f'127.0.0.1:{p}' for p in ports]
+  env = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2', 'TF_CONFIG': json.dumps(
+      {'cluster': {'worker': workers}, 'task': {'type': 'worker',
+                                                'index': 0}})}
+  start = time.time()
+  proc = subprocess.run(
+      [sys.executable, os.path.join(ROOT, 'run.py'), '--strategy=multi_worker',
+       '--worker_timeout_secs=3', f'--model_dir={tmp_path / "run"}',
+       '--train_steps=1'], capture_output=True, text=True, timeout=120,
+      env=env, cwd=ROOT)
+  assert proc.returncode == -9, proc.stderr[-2000:]
+  assert (f'error: --strategy=multi_worker: worker 0 waited 3 s '
+          f'(--worker_timeout_secs) for the cluster to form: worker 1 '
+          f"({workers[1]}) of TF_CONFIG's cluster.worker has not started."
+          ) in proc.stderr
+  assert time.time() - start < 100 and not (tmp_path / 'run').exists()
+
+
+def test_start_watch_names_only_the_workers_that_do_not_answer():
+  from simclr_tf import startwatch
+  with socket.socket() as up:
+    up.bind(('127.0.0.1', 0))
+    up.listen()
+    down = _free_ports(1)[0]
+    workers = ['127.0.0.1:1', f'127.0.0.1:{up.getsockname()[1]}',
+               f'127.0.0.1:{down}']
+    text = startwatch.message(workers, 0, 5)
+    assert f'worker 2 (127.0.0.1:{down}) of' in text and 'worker 1' not in (
+        text.split('form: ')[1])
+    assert 'did not form one cluster' in startwatch.message(workers[:2], 0,
+                                                            5)

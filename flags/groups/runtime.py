@@ -21,6 +21,9 @@ OUR_SPECS = (
     ('enum', 'strategy', 'auto',
      'Distribution; auto: a TPU if asked for, else all local GPUs, else CPU.',
      cfg_lib.STRATEGIES),
+    ('int', 'worker_timeout_secs', 300,
+     '--strategy=multi_worker: stop, naming the workers that are missing, '
+     'when the cluster has not formed after this many seconds (0: wait).'),
     ('int', 'cpu_devices', 0,
      'Split the CPU into this many logical devices (0: leave as is); with '
      '--strategy=mirrored each is a replica (tests, CPU-only rehearsal).'),
