@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from typing import Optional
 
 import tensorflow as tf
 
@@ -17,6 +19,10 @@ from simclr_tf.config import RuntimeConfig
 
 class StrategyError(RuntimeError):
   """The requested strategy cannot run here; the message says why."""
+
+
+class LostWorkerError(RuntimeError):
+  """A worker of a multi-worker run went away mid-run; says which."""
 
 
 def _tpu_strategy(cfg: RuntimeConfig):
@@ -97,6 +103,38 @@ def build_strategy(cfg: RuntimeConfig) -> tf.distribute.Strategy:
     return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else
                                            '/cpu:0')
   return tf.distribute.get_strategy()
+
+
+_REMOTE_TASK = re.compile(r'/job:(worker|chief)/replica:\d+/task:(\d+)')
+
+
+def lost_worker_message(error: BaseException,
+                        cfg: RuntimeConfig) -> Optional[str]:
+  """One line for a collective that failed because a worker of a
+  multi-worker run went away (its name and address from TF_CONFIG, and
+  how to go on); None for any other error."""
+  if cfg.strategy != 'multi_worker' or not isinstance(
+      error, (tf.errors.UnavailableError, tf.errors.CancelledError,
+              tf.errors.DeadlineExceededError, tf.errors.AbortedError,
+              tf.errors.InternalError)):
+    return None
+  text = str(error)
+  match = _REMOTE_TASK.search(text)
+  if match is None or 'Collective ops is aborted' not in text and (
+      'failed to connect' not in text.lower()):
+    return None
+  kind, index = match.group(1), int(match.group(2))
+  try:
+    address = json.loads(os.environ['TF_CONFIG'])['cluster'][kind][index]
+  except (KeyError, IndexError, ValueError, TypeError):
+    address = 'address unknown'
+  cause = next((line.split(' by: ', 1)[1] for line in text.splitlines()
+                if 'Collective ops is aborted by: ' in line), 'no answer')
+  return (f'--strategy=multi_worker: {kind} {index} ({address}) of '
+          f"TF_CONFIG's cluster.{kind} was lost ({cause.strip().rstrip(':')}). "
+          'Rerun '
+          'every worker with the same command to resume from the newest '
+          'checkpoint.')
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

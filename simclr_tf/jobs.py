@@ -23,7 +23,8 @@ from simclr_tf.evaluators import run_due
 
 USER_ERRORS = (ConfigError, checkpoints.CheckpointError,
                distribute.StrategyError, train.TrainingError, ValueError,
-               FileNotFoundError, rundir.DiskFullError)
+               FileNotFoundError, rundir.DiskFullError,
+               distribute.LostWorkerError)
 
 
 class DataError(ValueError):
@@ -147,6 +148,9 @@ def run(cfg: Config, export_fn=None) -> Outcome:
     message = _disk_full_message(e, cfg)
     if message is not None:
       raise rundir.DiskFullError(message) from None
+    message = distribute.lost_worker_message(e, cfg.runtime)
+    if message is not None:
+      raise distribute.LostWorkerError(message) from None
     message = (folder.corrupt_file_message(e)
                if isinstance(e, tf.errors.OpError) else None)
     if message is None:
