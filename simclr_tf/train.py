@@ -145,11 +145,17 @@ class Trainer:
     return int(self.optimizer.iterations.numpy())
 
   def restore(self) -> int:
-    """Resumes from model_dir, else warm-starts from --checkpoint."""
-    if self.manager.latest_checkpoint:
-      self.manager.checkpoint.restore(self.manager.latest_checkpoint)
-      logging.info('Resumed from %s at step %d.',
-                   self.manager.latest_checkpoint, self.global_step)
+    """Resumes from model_dir, else warm-starts from --checkpoint.
+
+    Every worker resumes from the checkpoint ``start`` names (in the shared
+    --model_dir): a non-chief worker's manager writes to a private
+    directory and knows no checkpoint of its own."""
+    resume = (self.start.prefix if self.start is not None and
+              self.start.role == 'resume' else
+              self.manager.latest_checkpoint)
+    if resume:
+      self.manager.checkpoint.restore(resume)
+      logging.info('Resumed from %s at step %d.', resume, self.global_step)
     elif self.start is not None and self.start.role == 'warm_start':
       checkpoints.warm_start(self.model, self.start.prefix,
                              zero_init_logits=self.cfg.model.
