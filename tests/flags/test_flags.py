@@ -46,7 +46,7 @@ OUR_TYPES = {
     'distill_label_weight': 'float', 'labeled_split': 'string',
     'knn_every_epochs': 'float', 'knn_k': 'int', 'knn_temperature': 'float',
     'knn_bank_size': 'int', 'projector_examples': 'int',
-    'eval_every_checkpoint': 'string enum',
+    'eval_every_checkpoint': 'string enum', 'worker_timeout_secs': 'int',
 }
 ENUMS = {
     'learning_rate_scaling': {'linear', 'sqrt'},
