@@ -31,9 +31,13 @@ def result(model_dir):
 
 
 def test_train_then_eval_writes_everything(npz_dir, tmp_path):
+  """Also the two-replica run: MirroredStrategy over 2 logical CPUs (the
+  eval's 20 examples are not a multiple of the replicas' batch)."""
   model_dir = str(tmp_path / 'm')
   proc = run([f'--dataset=npz:{npz_dir}', f'--model_dir={model_dir}',
-              '--train_steps=4', '--checkpoint_steps=2', *TINY])
+              '--train_steps=4', '--checkpoint_steps=2',
+              '--strategy=mirrored', '--cpu_devices=2', *TINY])
+  assert '2 replica(s)' in proc.stderr
   res = result(model_dir)
   assert res['global_step'] == 4 and res['num_examples'] == 20
   assert 0.0 <= res['top_1'] <= res['top_5'] <= 1.0
@@ -56,7 +60,8 @@ def test_train_then_eval_writes_everything(npz_dir, tmp_path):
   assert max(map(len, proc.stderr.splitlines())) < 400
 
 
-def test_rerun_resumes_and_eval_mode_evaluates_latest(npz_dir, tmp_path):
+def test_rerun_resumes_eval_mode_evaluates_and_finetune_warm_starts(
+    npz_dir, tmp_path):
   model_dir = str(tmp_path / 'm')
   common = [f'--dataset=npz:{npz_dir}', f'--model_dir={model_dir}',
             '--checkpoint_steps=2', *TINY]
@@ -67,27 +72,14 @@ def test_rerun_resumes_and_eval_mode_evaluates_latest(npz_dir, tmp_path):
   assert ckpt_steps(model_dir) == [2, 4, 6]
   run([*common, '--train_steps=6', '--mode=eval'])
   assert result(model_dir)['global_step'] == 6
-
-
-def test_finetune_warm_starts_from_pretraining(npz_dir, tmp_path):
-  pre, ft = str(tmp_path / 'pre'), str(tmp_path / 'ft')
-  run([f'--dataset=npz:{npz_dir}', f'--model_dir={pre}', '--train_steps=2',
-       '--mode=train', *TINY])
+  # Fine-tuning warm-starts from that pretraining run's directory.
+  ft = str(tmp_path / 'ft')
   proc = run([f'--dataset=npz:{npz_dir}', f'--model_dir={ft}',
-              '--train_mode=finetune', f'--checkpoint={pre}',
+              '--train_mode=finetune', f'--checkpoint={model_dir}',
               '--fine_tune_after_block=2', '--zero_init_logits_layer',
               '--train_steps=3', '--learning_rate=0.1', *TINY])
   assert 'Warm-started' in proc.stderr
   assert result(ft)['global_step'] == 3
-
-
-def test_two_replica_mirrored_run(npz_dir, tmp_path):
-  model_dir = str(tmp_path / 'm')
-  proc = run([f'--dataset=npz:{npz_dir}', f'--model_dir={model_dir}',
-              '--strategy=mirrored', '--cpu_devices=2', '--train_steps=2',
-              *TINY])
-  assert '2 replica(s)' in proc.stderr
-  assert result(model_dir)['num_examples'] == 20
 
 
 def test_bad_flag_stops_before_work(tmp_path):
