@@ -130,11 +130,10 @@ def lost_worker_message(error: BaseException,
     address = 'address unknown'
   cause = next((line.split(' by: ', 1)[1] for line in text.splitlines()
                 if 'Collective ops is aborted by: ' in line), 'no answer')
+  cause = cause.strip().rstrip(':')
   return (f'--strategy=multi_worker: {kind} {index} ({address}) of '
-          f"TF_CONFIG's cluster.{kind} was lost ({cause.strip().rstrip(':')}). "
-          'Rerun '
-          'every worker with the same command to resume from the newest '
-          'checkpoint.')
+          f"TF_CONFIG's cluster.{kind} was lost ({cause}). Rerun every "
+          'worker with the same command to resume from the newest checkpoint.')
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
