@@ -35,6 +35,7 @@ import tensorflow as tf
 
 from export.module import (SIGNATURE_NAMES, ExportModule,
                            eval_crop_proportion)
+from simclr_tf import precision
 from simclr_tf.models import param_sets
 from simclr_tf.optim import weight_decay_loss
 
@@ -218,6 +219,9 @@ def export_model(model, model_dir: str, step, cfg=None, *, keep_max=None,
                  image_size=None) -> str:
   """Exports ``model`` to ``model_dir/saved_model/<step>/``; returns the path.
 
+  The export computes in float32 whatever policy ``model`` trained under
+  (``precision.float32_compute``).
+
   Args:
     model: a built ``SimCLRModel``.
     model_dir: the run's directory.
@@ -239,8 +243,9 @@ def export_model(model, model_dir: str, step, cfg=None, *, keep_max=None,
   module = build_module(model, image_size=image_size, crop_proportion=crop,
                         optim_cfg=cfg.optim if cfg is not None else None)
   root = export_dir(model_dir)
-  path = write_version(module, root, step,
-                       metadata=_metadata(module, step, cfg, image_size))
+  with precision.float32_compute(model):
+    path = write_version(module, root, step,
+                         metadata=_metadata(module, step, cfg, image_size))
   prune_versions(root, keep_max, keep=(step,))
   return path
 

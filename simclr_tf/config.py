@@ -223,7 +223,7 @@ MODES = ('train', 'eval', 'train_then_eval', 'export')
 GLOB_CHARACTERS = '*?[]'  # patterns to TensorFlow's file matching
 STRATEGIES = ('auto', 'default', 'one_device', 'mirrored', 'multi_worker',
               'tpu')
-MIXED_PRECISION = ('none', 'bfloat16', 'float16')
+MIXED_PRECISION = ('auto', 'none', 'bfloat16', 'float16')
 
 
 @dataclass(frozen=True)
@@ -342,7 +342,10 @@ class RuntimeConfig:
   tpu_zone: Optional[str] = None
   gcp_project: Optional[str] = None
   jit: bool = False
-  mixed_precision: str = 'none'
+  mixed_precision: str = 'auto'
+  # Why the run computes in mixed_precision (runtime.resolve_precision);
+  # None until decided.
+  precision_decision: Optional[str] = None
   deterministic: bool = False
   cpu_devices: int = 0
   worker_timeout_secs: int = 300

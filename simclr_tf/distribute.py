@@ -82,16 +82,20 @@ def _first_line(error) -> str:
   return text.rstrip('.')
 
 
+def strategy_name(cfg: RuntimeConfig) -> str:
+  """``cfg.strategy`` with ``auto`` resolved (see module docstring)."""
+  if cfg.strategy != 'auto':
+    return cfg.strategy
+  if cfg.tpu_name:
+    return 'tpu'
+  if len(tf.config.list_physical_devices('GPU')) > 1:
+    return 'mirrored'
+  return 'default'
+
+
 def build_strategy(cfg: RuntimeConfig) -> tf.distribute.Strategy:
   """Returns the strategy for ``cfg.strategy`` (see module docstring)."""
-  name = cfg.strategy
-  if name == 'auto':
-    if cfg.tpu_name:
-      name = 'tpu'
-    elif len(tf.config.list_physical_devices('GPU')) > 1:
-      name = 'mirrored'
-    else:
-      name = 'default'
+  name = strategy_name(cfg)
   if name == 'tpu':
     return _tpu_strategy(cfg)
   if name == 'multi_worker':

@@ -14,8 +14,8 @@ from typing import Optional
 import tensorflow as tf
 from absl import logging
 
-from simclr_tf import (checkpoints, data, distribute, rundir, runlock,
-                       runtime, stopping, tasks, train)
+from simclr_tf import (checkpoints, data, distribute, precision, rundir,
+                       runlock, runtime, stopping, tasks, train)
 from simclr_tf.config import Config, ConfigError
 from simclr_tf.data import folder
 from simclr_tf.evaluators import factory as evaluator_factory
@@ -141,7 +141,9 @@ def run(cfg: Config, export_fn=None) -> Outcome:
   batch sizes, checkpoint architecture) runs before ``model_dir`` is
   created or written.
   """
-  runtime.setup(cfg)
+  cfg = runtime.setup(cfg)
+  logging.info('Computing in %s (%s).', precision.POLICIES[
+      cfg.runtime.mixed_precision], cfg.runtime.precision_decision)
   try:
     return _run(cfg, export_fn)
   except (tf.errors.OpError, OSError) as e:

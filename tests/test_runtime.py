@@ -27,7 +27,7 @@ def test_precision_policy_follows_the_config():
     runtime.setup(Config(runtime=RuntimeConfig(mixed_precision='bfloat16')))
     assert keras.mixed_precision.global_policy().name == 'mixed_bfloat16'
   finally:
-    runtime.setup(Config())
+    runtime.setup(Config(runtime=RuntimeConfig(mixed_precision='none')))
   assert keras.mixed_precision.global_policy().name == 'float32'
 
 

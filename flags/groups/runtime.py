@@ -27,8 +27,9 @@ OUR_SPECS = (
     ('int', 'cpu_devices', 0,
      'Split the CPU into this many logical devices (0: leave as is); with '
      '--strategy=mirrored each is a replica (tests, CPU-only rehearsal).'),
-    ('enum', 'mixed_precision', 'none',
-     'Mixed-precision compute dtype (variables stay float32).',
+    ('enum', 'mixed_precision', 'auto',
+     'Compute dtype; auto: bfloat16 where the device has it, else float32 '
+     '(README "Precision").',
      cfg_lib.MIXED_PRECISION),
     ('bool', 'jit', False, 'Compile the training step with XLA.'),
     ('bool', 'deterministic', False,

@@ -57,7 +57,7 @@ ENUMS = {
     'strategy': {'auto', 'default', 'one_device', 'mirrored', 'multi_worker',
                  'tpu'},
     'cifar_stem': {'auto', 'true', 'false'},
-    'mixed_precision': {'none', 'bfloat16', 'float16'},
+    'mixed_precision': {'auto', 'none', 'bfloat16', 'float16'},
     'eval_every_checkpoint': {'auto', 'true', 'false'},
 }
 
