@@ -32,6 +32,7 @@ import re
 import socket
 
 import tensorflow as tf
+from absl import logging
 
 from export.module import (SIGNATURE_NAMES, ExportModule,
                            eval_crop_proportion)
@@ -40,6 +41,7 @@ from simclr_tf.models import param_sets
 from simclr_tf.optim import weight_decay_loss
 
 EXPORT_SUBDIR = 'saved_model'
+FORMAT = 'simclr_tf export v1'  # assets.extra/simclr_export.json 'format'
 METADATA_FILE = os.path.join('assets.extra', 'simclr_export.json')
 _VERSION = re.compile(r'^\d+$')
 # What write_version leaves when killed: .tmp-<step>-<host>-<pid>, .old-...
@@ -215,8 +217,23 @@ def _check_args(step, keep_max, image_size):
                       'image_size= to export_model.')
 
 
+def existing_version(model_dir: str, step: int):
+  """``saved_model/<step>/`` if it holds a complete export of this format
+  (``FORMAT``), else None."""
+  path = os.path.join(export_dir(model_dir), str(step))
+  meta = os.path.join(path, METADATA_FILE)
+  try:
+    _check_complete(path)
+    with tf.io.gfile.GFile(meta) as f:
+      found = json.load(f)
+  except (ExportError, tf.errors.OpError, OSError, ValueError):
+    return None
+  return path if (found.get('format') == FORMAT and
+                  found.get('global_step') == step) else None
+
+
 def export_model(model, model_dir: str, step, cfg=None, *, keep_max=None,
-                 image_size=None) -> str:
+                 image_size=None, skip_existing: bool = False) -> str:
   """Exports ``model`` to ``model_dir/saved_model/<step>/``; returns the path.
 
   The export computes in float32 whatever policy ``model`` trained under
@@ -231,6 +248,9 @@ def export_model(model, model_dir: str, step, cfg=None, *, keep_max=None,
     keep_max: overrides ``cfg.train.keep_hub_module_max`` (0 keeps all;
       without cfg the default keeps all).
     image_size: overrides ``cfg.model.image_size`` (needed without cfg).
+    skip_existing: when ``saved_model/<step>/`` already holds a complete
+      export of this format, keep it and return its path (a finished run's
+      rerun); otherwise a step's export is rewritten.
   """
   if hasattr(step, '__index__') and not isinstance(step, bool):
     step = int(step)  # numpy / tf integer scalars
@@ -239,6 +259,12 @@ def export_model(model, model_dir: str, step, cfg=None, *, keep_max=None,
   if image_size is None and cfg is not None:
     image_size = cfg.model.image_size
   _check_args(step, keep_max, image_size)
+  if skip_existing:
+    path = existing_version(model_dir, step)
+    if path is not None:
+      logging.info('Step %d is already exported to %s; not rewritten '
+                   '(--mode=export rewrites it).', step, path)
+      return path
   crop = cfg.augment.eval_crop_proportion if cfg is not None else 0.875
   module = build_module(model, image_size=image_size, crop_proportion=crop,
                         optim_cfg=cfg.optim if cfg is not None else None)
@@ -247,13 +273,14 @@ def export_model(model, model_dir: str, step, cfg=None, *, keep_max=None,
     path = write_version(module, root, step,
                          metadata=_metadata(module, step, cfg, image_size))
   prune_versions(root, keep_max, keep=(step,))
+  logging.info('Exported SavedModel to %s', path)
   return path
 
 
 def _metadata(module, step, cfg, image_size) -> dict:
   """What ``assets.extra/simclr_export.json`` records about an export."""
   return {
-      'format': 'simclr_tf export v1',
+      'format': FORMAT,
       'global_step': step,
       'image_size': image_size,
       'eval_crop_proportion': module.crop_proportion,

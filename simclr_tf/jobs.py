@@ -227,16 +227,17 @@ def _train(cfg, task, strategy, source, export_fn, chief, choice, outcome):
                            'Rerun the same command to write it.')
   outcome.step, outcome.results = step, dict(trainer.latest_eval)
   if export_fn is not None and not cfg.train.export_every_checkpoint:
-    outcome.export = _export(export_fn, trainer.model, cfg, step, chief)
+    outcome.export = _export(export_fn, trainer.model, cfg, step, chief,
+                             skip_existing=True)
   return outcome
 
 
-def _export(export_fn, model, cfg, step, chief):
-  """Exports ``model`` (chief only); returns the export's path or None."""
+def _export(export_fn, model, cfg, step, chief, **kwargs):
+  """Exports ``model`` (chief only); returns the export's path or None.
+  ``kwargs``: ``skip_existing`` (``export.export_model``), at the end of
+  training, so a finished run's rerun keeps the export it wrote."""
   if chief:
-    path = export_fn(model, cfg.train.model_dir, step, cfg)
-    logging.info('Exported SavedModel to %s', path)
-    return path
+    return export_fn(model, cfg.train.model_dir, step, cfg, **kwargs)
   return None
 
 

@@ -7,6 +7,9 @@ there besides checkpoints (``checkpoints``) and exports (``export/``).
   train/, eval[_<name>]/    TensorBoard summaries (``train/...``,
                             ``eval/...`` tags; README "TensorBoard")
   eval[_<name>]/projector/  TensorBoard Projector files (``write_projector``)
+  eval[_<name>]/evaluated.json  which evaluations ran at which step, with
+                            their settings (a finished run's rerun skips
+                            them)
 
 Only the chief writes: on other workers every method is a no-op, so callers
 need no ``if chief``. JSON is written atomically (a temporary file renamed
@@ -147,6 +150,36 @@ class RunDir:
     write_json(path, payload)
     write_json(self.join('result.json'), payload)
     return payload
+
+  @property
+  def evaluated_file(self) -> str:
+    """``<eval run>/evaluated.json``: for each step, the evaluators that ran
+    there, each with its settings key and scalars."""
+    return self.join(self.eval_run, 'evaluated.json')
+
+  def evaluated(self, step: int) -> dict:
+    """Evaluator name -> {'key', 'scalars'} recorded at ``step`` (read on
+    every worker: all of them must skip the same evaluations)."""
+    try:
+      record = read_json(self.evaluated_file) or {}
+    except ValueError:  # a damaged file: evaluate again
+      return {}
+    return record.get(str(step), {})
+
+  def mark_evaluated(self, step: int, name: str, key: str,
+                     scalars: dict) -> None:
+    """Records that evaluator ``name`` ran at ``step`` with settings
+    ``key`` (``evaluators.base.Evaluator.settings_key``)."""
+    if not self.chief:
+      return
+    tf.io.gfile.makedirs(self.join(self.eval_run))
+    try:
+      record = read_json(self.evaluated_file) or {}
+    except ValueError:
+      record = {}
+    record.setdefault(str(step), {})[name] = {'key': key,
+                                              'scalars': dict(scalars)}
+    write_json(self.evaluated_file, record)
 
   def write_projector(self, step: int, embeddings) -> str:
     """Writes ``embeddings`` (``evaluators.projector.Embeddings``) of

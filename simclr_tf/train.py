@@ -174,7 +174,7 @@ class Trainer:
     total = self.plan.total_steps
     if step >= total:
       logging.info('Already trained to step %d of %d.', step, total)
-      self._evaluate(step, step, final=True)
+      self._evaluate(step, step, final=True, skip_recorded=True)
       return step
     loop = steps.make_train_loop(self.model, self.optimizer, self.strategy,
                                  self.task, jit_compile=self.cfg.runtime.jit,
@@ -194,10 +194,11 @@ class Trainer:
               if s is not None]
     return min(self.cfg.train.steps_per_loop, min(stops) - step)
 
-  def _evaluate(self, previous_step, step, final):
+  def _evaluate(self, previous_step, step, final, skip_recorded=False):
     self.latest_eval.update(evaluators_lib.run_due(
         self.evaluators, self.model, step, self.run_dir,
-        previous_step=previous_step, final=final))
+        previous_step=previous_step, final=final,
+        skip_recorded=skip_recorded))
 
   def _run(self, loop, iterator, writer, step, total):
     t = self.cfg.train

@@ -2,6 +2,7 @@
 monitor against a brute-force reference, the pictures (sprite, neighbour
 grid), the Projector files and the cadence rules."""
 import dataclasses
+import json
 import math
 import os
 
@@ -15,8 +16,8 @@ import cli
 from simclr_tf import data, rundir, train
 from simclr_tf.config import (Config, ConfigError, DataConfig, EvalConfig,
                               ModelConfig, TrainConfig)
-from simclr_tf.evaluators import (embed, factory, images, knn, knn_monitor,
-                                  projector)
+from simclr_tf.evaluators import (base, embed, factory, images, knn,
+                                  knn_monitor, projector)
 from simclr_tf.models import build_model
 
 MODEL = ModelConfig(resnet_depth=18, width_multiplier=0.125, image_size=32,
@@ -259,3 +260,51 @@ def test_cadence_rules(npz_dir):
 def test_eval_config_refuses(field, value):
   with pytest.raises(ConfigError, match=rf'evaluation\.{field}='):
     EvalConfig(**{field: value})
+
+
+class _Counting(base.Evaluator):
+  """Counts its runs; reports ``top_1`` = the run number."""
+  name = 'counting'
+
+  def __init__(self, cfg):
+    self.cfg, self.runs = cfg, 0
+
+  def run(self, model, step):
+    self.runs += 1
+    return base.Report(scalars={'top_1': float(self.runs)})
+
+
+def test_a_finished_runs_rerun_skips_what_it_evaluated(tmp_path):
+  cfg = Config(train=TrainConfig(model_dir=str(tmp_path)))
+  run_dir = rundir.RunDir(cfg)
+  first = _Counting(cfg)
+  assert base.run_due([first], None, 4, run_dir, previous_step=4,
+                      final=True, skip_recorded=True) == {'top_1': 1.0}
+  # The rerun: recorded with the same settings -> not run, same scalars.
+  again = _Counting(cfg)
+  assert base.run_due([again], None, 4, run_dir, previous_step=4,
+                      final=True, skip_recorded=True) == {'top_1': 1.0}
+  assert again.runs == 0
+  # Asked (--mode=eval: skip_recorded False), or another step: runs.
+  assert base.run_due([again], None, 4, run_dir, previous_step=4,
+                      final=True) == {'top_1': 1.0} and again.runs == 1
+  base.run_due([again], None, 6, run_dir, previous_step=6, final=True,
+               skip_recorded=True)
+  assert again.runs == 2
+  # Other evaluation settings (another k, another eval split): runs.
+  for changed in (dataclasses.replace(cfg, evaluation=EvalConfig(knn_k=7)),
+                  dataclasses.replace(cfg, data=dataclasses.replace(
+                      cfg.data, eval_split='validation'))):
+    newest = _Counting(changed)
+    base.run_due([newest], None, 4, run_dir, previous_step=4, final=True,
+                 skip_recorded=True)
+    assert newest.runs == 1
+  # Another --eval_name keeps its own record.
+  named = rundir.RunDir(dataclasses.replace(cfg, eval_name='x'))
+  other = _Counting(cfg)
+  base.run_due([other], None, 4, named, previous_step=4, final=True,
+               skip_recorded=True)
+  assert other.runs == 1
+  with open(run_dir.evaluated_file) as f:  # the newest evaluation's
+    assert json.load(f)['4']['counting'] == {
+        'key': newest.settings_key(), 'scalars': {'top_1': 1.0}}

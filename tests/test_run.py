@@ -74,12 +74,24 @@ def test_rerun_resumes_eval_mode_evaluates_and_finetune_warm_starts(
   assert result(model_dir)['global_step'] == 6
   # Fine-tuning warm-starts from that pretraining run's directory.
   ft = str(tmp_path / 'ft')
-  proc = run([f'--dataset=npz:{npz_dir}', f'--model_dir={ft}',
+  finetune = [f'--dataset=npz:{npz_dir}', f'--model_dir={ft}',
               '--train_mode=finetune', f'--checkpoint={model_dir}',
               '--fine_tune_after_block=2', '--zero_init_logits_layer',
-              '--train_steps=3', '--learning_rate=0.1', *TINY])
+              '--train_steps=3', '--learning_rate=0.1', *TINY]
+  proc = run(finetune)
   assert 'Warm-started' in proc.stderr
   assert result(ft)['global_step'] == 3
+  # Rerunning the finished run neither evaluates nor exports again, and
+  # still reports the results (issue 15).
+  pb = os.path.join(ft, 'saved_model', '3', 'saved_model.pb')
+  written = os.stat(pb).st_mtime_ns
+  again = run(finetune)
+  assert 'Already trained to step 3 of 3' in again.stderr
+  assert 'already evaluated with these settings' in again.stderr
+  assert 'Step 3 is already exported' in again.stderr
+  assert 'Exported SavedModel' not in again.stderr
+  assert os.stat(pb).st_mtime_ns == written
+  assert f'top_1 {result(ft)["top_1"]:.4f}' in again.stdout
 
 
 def test_bad_flag_stops_before_work(tmp_path):

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import hashlib
+import json
 from typing import Optional
 
 from absl import logging
@@ -55,6 +57,23 @@ class Evaluator(abc.ABC):
       return None
     return (step // self.every_steps + 1) * self.every_steps
 
+  def settings_key(self) -> str:
+    """A short digest of what decides this evaluator's result besides the
+    weights: the evaluation flags, the dataset and splits, the eval batch
+    and steps, the image size and eval crop. A finished run's rerun skips
+    an evaluation recorded with the same key (``run_due``)."""
+    cfg = self.cfg
+    settings = {'evaluator': self.name,
+                'evaluation': dataclasses.asdict(cfg.evaluation),
+                'data': [cfg.data.dataset, cfg.data.eval_split,
+                         cfg.data.train_split],
+                'eval_batch': [cfg.train.eval_batch_size,
+                               cfg.train.eval_steps],
+                'image': [cfg.model.image_size,
+                          cfg.augment.eval_crop_proportion]}
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
   @abc.abstractmethod
   def run(self, model, step: int) -> Report:
     """Evaluates ``model`` (trained to ``step``)."""
@@ -66,13 +85,24 @@ class Evaluator(abc.ABC):
 
 
 def run_due(evaluators, model, step: int, rundir, *, previous_step: int,
-            final: bool) -> dict:
+            final: bool, skip_recorded: bool = False) -> dict:
   """Runs the evaluators due at ``step``, logs and records each report
   (``rundir``: a ``simclr_tf.rundir.RunDir``); returns their merged
-  scalars ({} when none was due)."""
-  merged = {}
+  scalars ({} when none was due).
+
+  ``skip_recorded`` (a finished run's rerun): an evaluator that ``rundir``
+  recorded at ``step`` with the same ``settings_key`` is not run again; its
+  recorded scalars are returned. ``--mode=eval`` always evaluates."""
+  merged, skipped = {}, []
+  recorded = rundir.evaluated(step) if skip_recorded else {}
   for evaluator in evaluators:
     if not evaluator.due(previous_step, step, final):
+      continue
+    key = evaluator.settings_key()
+    done = recorded.get(evaluator.name)
+    if done is not None and done.get('key') == key:
+      skipped.append(evaluator.name)
+      merged.update(done.get('scalars', {}))
       continue
     report = evaluator.run(model, step)
     logging.info('Eval (%s) at step %d: %s.', evaluator.name, step,
@@ -81,5 +111,10 @@ def run_due(evaluators, model, step: int, rundir, *, previous_step: int,
       rundir.record_eval(step, report.scalars, report.images)
     if report.projector is not None:
       rundir.write_projector(step, report.projector)
+    rundir.mark_evaluated(step, evaluator.name, key, report.scalars)
     merged.update(report.scalars)
+  if skipped:
+    logging.info('Eval (%s) at step %d: already evaluated with these '
+                 'settings (%s); not repeated (--mode=eval evaluates '
+                 'again).', ', '.join(skipped), step, rundir.evaluated_file)
   return merged

@@ -145,3 +145,29 @@ def test_saved_model_cli_lists_signatures(tiny_export):
   assert out.count('DT_STRING') >= 2 and 'shape: (-1)' in out
   assert "outputs['default'] tensor_info:" in out
   assert 'shape: (-1, 64)' in out and 'shape: (-1, 3)' in out
+
+
+def test_skip_existing_keeps_a_complete_export_of_the_step(stub_model,
+                                                           tmp_path):
+  model_dir = str(tmp_path)
+  path = export.export_model(stub_model, model_dir, 3, image_size=8)
+  pb = os.path.join(path, 'saved_model.pb')
+  written = os.stat(pb).st_mtime_ns
+  assert sm.existing_version(model_dir, 3) == path
+  assert sm.existing_version(model_dir, 4) is None
+  again = export.export_model(stub_model, model_dir, 3, image_size=8,
+                              skip_existing=True)
+  assert again == path and os.stat(pb).st_mtime_ns == written
+  # Without it the step is rewritten (--mode=export).
+  export.export_model(stub_model, model_dir, 3, image_size=8)
+  assert os.stat(pb).st_mtime_ns != written
+  # An export of another format (an older release's) is rewritten too.
+  meta = os.path.join(path, sm.METADATA_FILE)
+  with open(meta) as f:
+    old = {**json.load(f), 'format': 'simclr_tf export v0'}
+  with open(meta, 'w') as f:
+    json.dump(old, f)
+  assert sm.existing_version(model_dir, 3) is None
+  export.export_model(stub_model, model_dir, 3, image_size=8,
+                      skip_existing=True)
+  assert sm.existing_version(model_dir, 3) == path
