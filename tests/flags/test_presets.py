@@ -50,7 +50,8 @@ PRESETS = {
     'smoke': {
         'data.dataset': 'builtin', 'model.width_multiplier': 0.125,
         'train.train_batch_size': 16, 'train.train_steps': 4,
-        'train.eval_steps': 2, 'model.image_size': 32,
+        'train.eval_steps': 1, 'model.image_size': 32,
+        'evaluation.knn_bank_size': 256, 'evaluation.projector_examples': 128,
     },
 }
 # SimCLRv2's three stages on CIFAR-10 at CPU scale (README section).
