@@ -11,7 +11,13 @@ matmul peak measured in the same process and the fraction of it reached.
 
   python bench/train_step.py                  # the reference configuration
   python bench/train_step.py --width 0.25     # one variant
+  python bench/train_step.py --precision      # float32 and auto side by side
   python bench/train_step.py --all            # reference + variants, one JSON
+
+``--mixed_precision`` takes run.py's values; ``auto`` (as run.py's default)
+is decided from this machine's devices (``simclr_tf.precision``), and the
+JSON gives the decision and the facts it came from. The reference runs in
+float32 (``none``), the fraction of peak is against the fp32 matmul peak.
 
 Prints one JSON object.
 """
@@ -34,7 +40,7 @@ import keras  # noqa: E402
 
 import machine  # noqa: E402  (bench/machine.py)
 
-from simclr_tf import config, steps, tasks  # noqa: E402
+from simclr_tf import config, precision, steps, tasks  # noqa: E402
 from simclr_tf.models import param_sets  # noqa: E402
 from simclr_tf.optim import WarmupCosine, build_optimizer  # noqa: E402
 
@@ -45,6 +51,8 @@ VARIANTS = {
     'mixed_bfloat16': ['--mixed_precision', 'bfloat16'],
     'mixed_float16': ['--mixed_precision', 'float16'],
 }
+PRECISIONS = {'float32': ['--mixed_precision', 'none'],
+              'auto': ['--mixed_precision', 'auto']}
 
 
 def matmul_peak(n=4096, reps=5) -> float:
@@ -92,10 +100,26 @@ def fixed_batch(batch, image_size):
           'label': rng.integers(0, 10, batch).astype(np.int64)}
 
 
+def decide_precision(requested):
+  """``requested`` resolved as run.py resolves it; the device facts."""
+  facts = precision.device_facts(config.RuntimeConfig(), trains_on_tpu=False)
+  return precision.decide(requested, facts), facts
+
+
+def device_fields(decision, facts) -> dict:
+  bf16 = sorted(f for f in precision.BF16_CPU_FLAGS if f in facts.cpu_flags)
+  return {'precision_decision': decision.reason,
+          'policy': decision.policy,
+          'cpu_bf16_flags': bf16,
+          'gpu_compute_capabilities': [list(c) for c in
+                                       facts.gpu_capabilities]}
+
+
 def measure(args) -> dict:
   """Builds the reference step and times it; returns the JSON fields."""
-  if args.mixed_precision != 'none':
-    keras.mixed_precision.set_global_policy(f'mixed_{args.mixed_precision}')
+  decision, facts = decide_precision(args.mixed_precision)
+  args.mixed_precision = decision.precision
+  keras.mixed_precision.set_global_policy(decision.policy)
   peak = matmul_peak()
   cfg = make_config(args)
   strategy = tf.distribute.get_strategy()
@@ -144,6 +168,7 @@ def measure(args) -> dict:
       'mixed_precision': args.mixed_precision, 'jit': args.jit,
       'pairs_per_step': args.batch, 'images_per_step': images,
       'image_size': 32, 'steps': args.steps, 'warmup_steps': args.warmup,
+      **device_fields(decision, facts),
   }
 
 
@@ -154,16 +179,33 @@ def machine_fields() -> dict:
           'loadavg_1min': round(os.getloadavg()[0], 2)}
 
 
-def run_all(args) -> dict:
-  """Each variant in its own process (the precision policy is global)."""
+def run_variants(args, variants) -> dict:
+  """Each variant in its own process (the precision policy is global),
+  one after the other."""
   results = {}
-  for name, extra in VARIANTS.items():
+  for name, extra in variants.items():
     cmd = [sys.executable, __file__, '--steps', str(args.steps),
-           '--warmup', str(args.warmup)] + extra
+           '--warmup', str(args.warmup), '--width', str(args.width),
+           '--depth', str(args.depth), '--batch', str(args.batch)] + extra
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     results[name] = json.loads(out.stdout.strip().splitlines()[-1])
-  return {'benchmark': 'train_step_variants', 'variants': results,
-          **machine_fields()}
+  return results
+
+
+def run_all(args) -> dict:
+  return {'benchmark': 'train_step_variants',
+          'variants': run_variants(args, {**VARIANTS, 'auto': PRECISIONS[
+              'auto']}), **machine_fields()}
+
+
+def run_precisions(args) -> dict:
+  """float32 and the auto policy side by side, with the speed-up."""
+  results = run_variants(args, PRECISIONS)
+  decision, facts = decide_precision('auto')
+  return {'benchmark': 'train_step_precision', 'variants': results,
+          'auto_speedup': round(results['auto']['images_per_sec'] /
+                                results['float32']['images_per_sec'], 3),
+          **device_fields(decision, facts), **machine_fields()}
 
 
 def main():
@@ -173,14 +215,20 @@ def main():
   parser.add_argument('--sk_ratio', type=float, default=0.0)
   parser.add_argument('--batch', type=int, default=128, help='pairs per step')
   parser.add_argument('--mixed_precision', default='none',
-                      choices=['none', 'bfloat16', 'float16'])
+                      choices=config.MIXED_PRECISION)
   parser.add_argument('--jit', action='store_true')
   parser.add_argument('--steps', type=int, default=10)
   parser.add_argument('--warmup', type=int, default=3)
   parser.add_argument('--all', action='store_true',
                       help='the reference and every variant, each in its '
                            'own process')
+  parser.add_argument('--precision', action='store_true',
+                      help='float32 and --mixed_precision=auto, each in its '
+                           'own process, side by side')
   args = parser.parse_args()
+  if args.precision:
+    print(json.dumps(run_precisions(args)))
+    return
   if args.all:
     print(json.dumps(run_all(args)))
     return
