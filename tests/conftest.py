@@ -48,3 +48,14 @@ def two_replicas():
   need their own strategy (e.g. the command line) run in a subprocess.
   """
   return tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
+
+
+@pytest.fixture(autouse=True)
+def float32_policy_after_each_test():
+  """A test that runs a job in-process (``jobs.run`` with the default
+  ``--mixed_precision=auto``) sets the process's Keras policy, bfloat16 on
+  a CPU with bfloat16 units; later tests start from float32 again."""
+  yield
+  import keras  # after TensorFlow's logical devices are set above
+  if keras.mixed_precision.global_policy().name != 'float32':
+    keras.mixed_precision.set_global_policy('float32')
