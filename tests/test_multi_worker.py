@@ -48,7 +48,7 @@ FLAGS = ['--num_steps=2', '--seed=1', '--resnet_depth=18',
          '--width_multiplier=0.125', '--image_size=16', '--proj_out_dim=16',
          '--train_batch_size=8', '--temperature=0.5', '--learning_rate=1.0',
          '--weight_decay=1e-4', '--optimizer=lars', '--global_bn',
-         '--lineareval_while_pretraining']
+         '--lineareval_while_pretraining', '--mixed_precision=none']
 
 
 def _free_ports(n):
