@@ -66,6 +66,8 @@ os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')  # Before TensorFlow.
 os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')  # As our run.py does.
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+import machine  # noqa: E402  (bench/machine.py; imports no TensorFlow)
+
 ORIGINAL_FILES = ('run.py', 'model.py', 'resnet.py', 'objective.py',
                   'lars_optimizer.py', 'metrics.py', 'data.py', 'data_util.py')
 ORIGINAL_MODULES = ('run', 'model', 'resnet', 'objective', 'lars_optimizer',
@@ -107,23 +109,6 @@ ORIGINAL_FLAGS = {
     'warmup_epochs': 1.0,
     'use_tpu': False,
 }
-
-
-def matmul_peak(n=4096, reps=5) -> float:
-  """Best fp32 GFLOP/s of an n x n matmul through TensorFlow (the same
-  measurement as bench/train_step.py's, copied: importing that script would
-  import Keras 3 and simclr_tf into this tf-keras process)."""
-  import tensorflow as tf
-  a = tf.random.normal([n, n])
-  b = tf.random.normal([n, n])
-  mm = tf.function(lambda x, y: tf.reduce_sum(tf.matmul(x, y)))
-  mm(a, b).numpy()
-  best = float('inf')
-  for _ in range(reps):
-    start = time.perf_counter()
-    mm(a, b).numpy()
-    best = min(best, time.perf_counter() - start)
-  return 2 * n ** 3 / best / 1e9
 
 
 def import_original(original_dir):
@@ -198,24 +183,9 @@ def fixed_batch(batch, image_size):
   """bench/train_step.py's fixed batch, in the original's input layout:
   ``concat([view1, view2], -1)`` [B, H, W, 6] and one-hot labels."""
   import numpy as np
-  rng = np.random.default_rng(0)
-  views = rng.random((2, batch, image_size, image_size, 3), np.float32)
-  labels = rng.integers(0, NUM_CLASSES, batch).astype(np.int64)
+  views, labels = machine.fixed_views(batch, image_size, NUM_CLASSES)
   images = np.concatenate([views[0], views[1]], axis=-1)
   return images, np.eye(NUM_CLASSES, dtype=np.float32)[labels]
-
-
-def forward_flops(tf, model, image_size) -> float:
-  """FLOPs of one image's training-mode forward pass to the projection
-  output (TF profiler), as bench/train_step.py counts ours. Traced only (the
-  BN statistics updates in the graph never run); the model is built."""
-  fn = tf.function(lambda x: model(x, training=True)[0])
-  graph = fn.get_concrete_function(
-      tf.TensorSpec([1, image_size, image_size, 3])).graph
-  opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
-  opts['output'] = 'none'
-  return float(tf.compat.v1.profiler.profile(graph, options=opts)
-               .total_float_ops)
 
 
 def measure(args, workdir) -> dict:
@@ -241,7 +211,7 @@ def measure(args, workdir) -> dict:
   # As the original run.py's __main__ does.
   tf.config.set_soft_device_placement(True)
 
-  peak = matmul_peak()
+  peak = machine.matmul_peak()
 
   # From here on as the original run.py's main() (use_tpu=False, mode=train).
   strategy = tf.distribute.MirroredStrategy()
@@ -340,7 +310,9 @@ def measure(args, workdir) -> dict:
          for b, a in zip(before, after) if np.linalg.norm(b) > 0]
   slots = [optimizer.get_slot(v, 'Momentum') for v in model.trainable_variables]
   nonzero_slots = sum(bool(np.any(s.numpy() != 0)) for s in slots)
-  flops = 3 * forward_flops(tf, model, FLAGS.image_size)
+  # To the projection output, as bench/train_step.py counts ours.
+  flops = 3 * machine.forward_flops(lambda x: model(x, training=True)[0],
+                                    FLAGS.image_size)
 
   step = statistics.median(times)
   images_per_step = 2 * FLAGS.train_batch_size
@@ -384,17 +356,6 @@ def measure(args, workdir) -> dict:
   }
 
 
-def machine_fields() -> dict:
-  import tensorflow as tf
-  sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-  import machine  # bench/machine.py
-  return {'nproc': os.cpu_count(), 'cpu_model': machine.cpu_model(),
-          'tensorflow': tf.__version__,
-          'onednn': os.environ.get('TF_ENABLE_ONEDNN_OPTS'),
-          'legacy_keras': os.environ.get('TF_USE_LEGACY_KERAS'),
-          'loadavg_1min': round(os.getloadavg()[0], 2)}
-
-
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--original_dir', default='/tmp/orig/tf2',
@@ -408,7 +369,8 @@ def main():
     result = measure(args, workdir)
   print(json.dumps({'benchmark': 'original_train_step',
                     'original_dir': os.path.abspath(args.original_dir),
-                    **result, **machine_fields()}))
+                    **result, **machine.fields(
+                        legacy_keras=os.environ.get('TF_USE_LEGACY_KERAS'))}))
 
 
 if __name__ == '__main__':

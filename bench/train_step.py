@@ -34,7 +34,6 @@ os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')  # As run.py does.
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import keras  # noqa: E402
 
@@ -55,31 +54,6 @@ PRECISIONS = {'float32': ['--mixed_precision', 'none'],
               'auto': ['--mixed_precision', 'auto']}
 
 
-def matmul_peak(n=4096, reps=5) -> float:
-  """Best fp32 GFLOP/s of an n x n matmul through TensorFlow."""
-  a = tf.random.normal([n, n])
-  b = tf.random.normal([n, n])
-  mm = tf.function(lambda x, y: tf.reduce_sum(tf.matmul(x, y)))
-  mm(a, b).numpy()
-  best = float('inf')
-  for _ in range(reps):
-    start = time.perf_counter()
-    mm(a, b).numpy()
-    best = min(best, time.perf_counter() - start)
-  return 2 * n ** 3 / best / 1e9
-
-
-def forward_flops(model, image_size) -> float:
-  """FLOPs of one image's training-mode forward pass (TF profiler)."""
-  fn = tf.function(lambda x: model(x, training=True)['proj_head_output'])
-  graph = fn.get_concrete_function(
-      tf.TensorSpec([1, image_size, image_size, 3])).graph
-  opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
-  opts['output'] = 'none'
-  return float(tf.compat.v1.profiler.profile(graph, options=opts)
-               .total_float_ops)
-
-
 def make_config(args) -> config.Config:
   return config.Config(
       model=config.ModelConfig(resnet_depth=args.depth,
@@ -94,10 +68,8 @@ def make_config(args) -> config.Config:
 
 
 def fixed_batch(batch, image_size):
-  rng = np.random.default_rng(0)
-  views = rng.random((2, batch, image_size, image_size, 3), np.float32)
-  return {'view1': views[0], 'view2': views[1],
-          'label': rng.integers(0, 10, batch).astype(np.int64)}
+  views, labels = machine.fixed_views(batch, image_size)
+  return {'view1': views[0], 'view2': views[1], 'label': labels}
 
 
 def decide_precision(requested):
@@ -120,12 +92,13 @@ def measure(args) -> dict:
   decision, facts = decide_precision(args.mixed_precision)
   args.mixed_precision = decision.precision
   keras.mixed_precision.set_global_policy(decision.policy)
-  peak = matmul_peak()
+  peak = machine.matmul_peak()
   cfg = make_config(args)
   strategy = tf.distribute.get_strategy()
   task = tasks.get(cfg)
   model = task.build_model(strategy)
-  flops = 3 * forward_flops(model, 32)
+  flops = 3 * machine.forward_flops(
+      lambda x: model(x, training=True)['proj_head_output'], 32)
   schedule = WarmupCosine(0.3, args.batch, total_steps=1000, warmup_steps=10)
   optimizer = build_optimizer(cfg.optim, schedule, param_sets(model),
                               loss_scale=args.mixed_precision == 'float16')
@@ -172,13 +145,6 @@ def measure(args) -> dict:
   }
 
 
-def machine_fields() -> dict:
-  return {'nproc': os.cpu_count(), 'cpu_model': machine.cpu_model(),
-          'tensorflow': tf.__version__,
-          'onednn': os.environ.get('TF_ENABLE_ONEDNN_OPTS'),
-          'loadavg_1min': round(os.getloadavg()[0], 2)}
-
-
 def run_variants(args, variants) -> dict:
   """Each variant in its own process (the precision policy is global),
   one after the other."""
@@ -195,7 +161,7 @@ def run_variants(args, variants) -> dict:
 def run_all(args) -> dict:
   return {'benchmark': 'train_step_variants',
           'variants': run_variants(args, {**VARIANTS, 'auto': PRECISIONS[
-              'auto']}), **machine_fields()}
+              'auto']}), **machine.fields()}
 
 
 def run_precisions(args) -> dict:
@@ -205,7 +171,7 @@ def run_precisions(args) -> dict:
   return {'benchmark': 'train_step_precision', 'variants': results,
           'auto_speedup': round(results['auto']['images_per_sec'] /
                                 results['float32']['images_per_sec'], 3),
-          **device_fields(decision, facts), **machine_fields()}
+          **device_fields(decision, facts), **machine.fields()}
 
 
 def main():
@@ -233,7 +199,7 @@ def main():
     print(json.dumps(run_all(args)))
     return
   print(json.dumps({'benchmark': 'train_step', **measure(args),
-                    **machine_fields()}))
+                    **machine.fields()}))
 
 
 if __name__ == '__main__':
