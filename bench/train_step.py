@@ -74,7 +74,7 @@ def fixed_batch(batch, image_size):
 
 def decide_precision(requested):
   """``requested`` resolved as run.py resolves it; the device facts."""
-  facts = precision.device_facts(config.RuntimeConfig(), trains_on_tpu=False)
+  facts = precision.device_facts(trains_on_tpu=False)
   return precision.decide(requested, facts), facts
 
 

@@ -16,7 +16,7 @@ float16 is never chosen by ``auto`` (it needs loss scaling); ``none``,
 variables, the loss, its softmax and the BatchNorm statistics stay float32.
 
 ``decide(requested, facts)`` is the rule, pure and testable with any
-``DeviceFacts``; ``device_facts(runtime_cfg)`` reads them off this machine.
+``DeviceFacts``; ``device_facts`` reads them off this machine.
 """
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ def cpu_flags(path: str = '/proc/cpuinfo') -> frozenset:
   return frozenset()
 
 
-def device_facts(runtime_cfg, *, trains_on_tpu: bool) -> DeviceFacts:
+def device_facts(*, trains_on_tpu: bool) -> DeviceFacts:
   """The facts of this machine. ``trains_on_tpu``: the run's strategy is a
   TPU one (``distribute.strategy_name``)."""
   import tensorflow as tf  # Only here: the rule above needs no TensorFlow.

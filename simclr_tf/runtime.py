@@ -45,7 +45,7 @@ def resolve_precision(cfg: Config) -> Config:
   if rt.precision_decision is not None:  # decided already
     return cfg
   facts = (precision.device_facts(
-      rt, trains_on_tpu=distribute.strategy_name(rt) == 'tpu')
+      trains_on_tpu=distribute.strategy_name(rt) == 'tpu')
            if rt.mixed_precision == 'auto' else None)
   decision = precision.decide(rt.mixed_precision, facts)
   return dataclasses.replace(cfg, runtime=dataclasses.replace(

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 import export
 from simclr_tf import precision, runtime
-from simclr_tf.config import Config, ModelConfig, RuntimeConfig
+from simclr_tf.config import Config, ModelConfig
 from simclr_tf.models import build_model
 from simclr_tf.precision import DeviceFacts, decide
 
@@ -79,16 +79,16 @@ def test_cpu_flags_from_cpuinfo(tmp_path):
 
 
 def test_facts_of_this_machine():
-  facts = precision.device_facts(RuntimeConfig(), trains_on_tpu=False)
+  facts = precision.device_facts(trains_on_tpu=False)
   assert facts.cpu_flags == precision.cpu_flags() and not facts.tpu
   assert len(facts.gpu_capabilities) == len(
       tf.config.list_physical_devices('GPU'))
-  assert precision.device_facts(RuntimeConfig(), trains_on_tpu=True) == (
+  assert precision.device_facts(trains_on_tpu=True) == (
       DeviceFacts(tpu=True))
 
 
 def test_setup_records_the_decision_in_the_config(monkeypatch):
-  monkeypatch.setattr(precision, 'device_facts', lambda rt, trains_on_tpu:
+  monkeypatch.setattr(precision, 'device_facts', lambda trains_on_tpu:
                       DeviceFacts(cpu_flags=AVX2 | {'amx_bf16'}))
   try:
     cfg = runtime.setup(Config())  # auto, the default
@@ -98,7 +98,7 @@ def test_setup_records_the_decision_in_the_config(monkeypatch):
     assert cfg.to_dict()['runtime']['precision_decision'] == (
         'auto: the CPU, with amx_bf16')
     assert runtime.setup(cfg) == cfg  # decided once
-    monkeypatch.setattr(precision, 'device_facts', lambda rt, trains_on_tpu:
+    monkeypatch.setattr(precision, 'device_facts', lambda trains_on_tpu:
                         DeviceFacts(cpu_flags=AVX2))
     cfg = runtime.setup(Config())
     assert cfg.runtime.mixed_precision == 'none'
